@@ -1,0 +1,281 @@
+//! Campaigns: what to dial, when, how fast, and what to do with the answers.
+
+pub mod settings;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::tenant::TenantId;
+use settings::{DailyWindow, SettingError, WeekDays};
+
+/// Identifies a campaign; only built from a parsed UUID or a database row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[sqlx(transparent)]
+#[serde(transparent)]
+pub struct CampaignId(pub Uuid);
+
+impl std::str::FromStr for CampaignId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s.trim())
+            .map(CampaignId)
+            .map_err(|_| format!("`{s}` is not a campaign id (a UUID)"))
+    }
+}
+
+impl std::fmt::Display for CampaignId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Lifecycle: draft → active ⇄ paused → completed or stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Draft,
+    Active,
+    Paused,
+    Completed,
+    Stopped,
+}
+
+impl CampaignStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Active => "active",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// A validated new campaign; every field already checked (see `settings`).
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub name: String,
+    pub caller_id: Option<crate::phone::PhoneNumber>,
+    pub time_zone: chrono_tz::Tz,
+    pub window: DailyWindow,
+    pub days: WeekDays,
+    pub start_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    pub default_region: crate::phone::Region,
+    pub max_concurrent: i32,
+    pub dial_ratio: f64,
+    pub dial_timeout_secs: i32,
+    pub max_attempts: i32,
+    pub retry_no_answer_secs: Option<u32>,
+    pub retry_busy_secs: Option<u32>,
+    pub retry_failed_secs: Option<u32>,
+    pub retry_voicemail_secs: Option<u32>,
+    pub amd_enabled: bool,
+    pub voicemail_message: Option<String>,
+    pub recording_enabled: bool,
+    pub max_hold_ms: i32,
+    pub seller_name: Option<String>,
+    pub callback_number: Option<crate::phone::PhoneNumber>,
+    pub legal_window: DailyWindow,
+}
+
+impl NewCampaign {
+    /// The defaults a campaign manager gets when they say nothing.
+    pub fn with_defaults(name: &str) -> Result<Self, SettingError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(SettingError {
+                field: "name",
+                value: String::new(),
+                reason: "must not be empty".into(),
+            });
+        }
+        Ok(Self {
+            name: name.to_string(),
+            caller_id: None,
+            time_zone: chrono_tz::UTC,
+            window: DailyWindow::parse("window", "09:00-20:00")?,
+            days: WeekDays::WEEKDAYS,
+            start_date: None,
+            end_date: None,
+            default_region: settings::parse_region("default_region", "US")?,
+            max_concurrent: 10,
+            dial_ratio: 1.0,
+            dial_timeout_secs: 30,
+            max_attempts: 3,
+            retry_no_answer_secs: Some(3600),
+            retry_busy_secs: Some(3600),
+            retry_failed_secs: Some(3600),
+            retry_voicemail_secs: None,
+            amd_enabled: true,
+            voicemail_message: None,
+            recording_enabled: false,
+            max_hold_ms: 2000,
+            seller_name: None,
+            callback_number: None,
+            legal_window: DailyWindow::parse("legal_window", "08:00-21:00")?,
+        })
+    }
+
+    /// Cross-field checks that single-field parsing cannot make.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        if let (Some(s), Some(e)) = (self.start_date, self.end_date)
+            && e < s
+        {
+            return Err(SettingError {
+                field: "end_date",
+                value: e.to_string(),
+                reason: format!("is before start_date {s}"),
+            });
+        }
+        settings::check_range("max_concurrent", self.max_concurrent, 1, 100_000)?;
+        settings::check_range("dial_ratio", self.dial_ratio, 1.0, 10.0)?;
+        settings::check_range("dial_timeout", self.dial_timeout_secs, 15, 600)?;
+        settings::check_range("max_attempts", self.max_attempts, 1, 50)?;
+        settings::check_range("max_hold_ms", self.max_hold_ms, 500, 60_000)?;
+        Ok(())
+    }
+}
+
+/// A campaign as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub status: String,
+    pub caller_id: Option<String>,
+    pub time_zone: String,
+    pub window_start: NaiveTime,
+    pub window_end: NaiveTime,
+    pub days: i16,
+    pub start_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    pub default_region: String,
+    pub max_concurrent: i32,
+    pub dial_ratio: f64,
+    pub dial_timeout_secs: i32,
+    pub max_attempts: i32,
+    pub retry_no_answer_secs: Option<i32>,
+    pub retry_busy_secs: Option<i32>,
+    pub retry_failed_secs: Option<i32>,
+    pub retry_voicemail_secs: Option<i32>,
+    pub amd_enabled: bool,
+    pub voicemail_message: Option<String>,
+    pub recording_enabled: bool,
+    pub agent_group_id: Option<Uuid>,
+    pub max_hold_ms: i32,
+    pub abandon_cap_pct: f64,
+    pub seller_name: Option<String>,
+    pub callback_number: Option<String>,
+    pub legal_window_start: NaiveTime,
+    pub legal_window_end: NaiveTime,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Campaign {
+    pub fn days_text(&self) -> String {
+        WeekDays(self.days as u8).to_text()
+    }
+}
+
+pub mod repo {
+    use super::*;
+
+    /// The columns of `Campaign`, as a macro so queries stay `&'static str` literals.
+    macro_rules! columns {
+        () => {
+            "id, tenant_id, name, status, caller_id, time_zone, window_start, window_end, days, \
+        start_date, end_date, default_region, max_concurrent, dial_ratio, dial_timeout_secs, max_attempts, \
+        retry_no_answer_secs, retry_busy_secs, retry_failed_secs, retry_voicemail_secs, amd_enabled, \
+        voicemail_message, recording_enabled, agent_group_id, max_hold_ms, abandon_cap_pct, seller_name, \
+        callback_number, legal_window_start, legal_window_end, created_at, updated_at"
+        };
+    }
+
+    fn secs(v: Option<u32>) -> Option<i32> {
+        v.map(|s| i32::try_from(s).unwrap_or(i32::MAX))
+    }
+
+    pub async fn insert(
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        c: &NewCampaign,
+    ) -> Result<Campaign, sqlx::Error> {
+        let sql = concat!(
+            "INSERT INTO campaigns (id, tenant_id, name, caller_id, time_zone, window_start, window_end, days, \
+             start_date, end_date, default_region, max_concurrent, dial_ratio, dial_timeout_secs, max_attempts, \
+             retry_no_answer_secs, retry_busy_secs, retry_failed_secs, retry_voicemail_secs, amd_enabled, \
+             voicemail_message, recording_enabled, max_hold_ms, seller_name, callback_number, \
+             legal_window_start, legal_window_end) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27) \
+             RETURNING ",
+            columns!()
+        );
+        sqlx::query_as(sql)
+            .bind(Uuid::now_v7())
+            .bind(tenant)
+            .bind(&c.name)
+            .bind(c.caller_id.as_ref().map(|p| p.as_str()))
+            .bind(c.time_zone.name())
+            .bind(c.window.start)
+            .bind(c.window.end)
+            .bind(c.days.0 as i16)
+            .bind(c.start_date)
+            .bind(c.end_date)
+            .bind(c.default_region.as_str())
+            .bind(c.max_concurrent)
+            .bind(c.dial_ratio)
+            .bind(c.dial_timeout_secs)
+            .bind(c.max_attempts)
+            .bind(secs(c.retry_no_answer_secs))
+            .bind(secs(c.retry_busy_secs))
+            .bind(secs(c.retry_failed_secs))
+            .bind(secs(c.retry_voicemail_secs))
+            .bind(c.amd_enabled)
+            .bind(&c.voicemail_message)
+            .bind(c.recording_enabled)
+            .bind(c.max_hold_ms)
+            .bind(&c.seller_name)
+            .bind(c.callback_number.as_ref().map(|p| p.as_str()))
+            .bind(c.legal_window.start)
+            .bind(c.legal_window.end)
+            .fetch_one(conn)
+            .await
+    }
+
+    pub async fn list(
+        conn: &mut PgConnection,
+        tenant: TenantId,
+    ) -> Result<Vec<Campaign>, sqlx::Error> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM campaigns WHERE tenant_id = $1 ORDER BY created_at"
+        ))
+        .bind(tenant)
+        .fetch_all(conn)
+        .await
+    }
+
+    /// One campaign; `tenant` scopes the lookup when the caller acts for a tenant.
+    pub async fn get(
+        conn: &mut PgConnection,
+        tenant: Option<TenantId>,
+        id: CampaignId,
+    ) -> Result<Option<Campaign>, sqlx::Error> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM campaigns WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)"
+        ))
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(conn)
+        .await
+    }
+}

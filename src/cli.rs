@@ -1,0 +1,497 @@
+//! The `dialer` command line: one binary, several roles.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::KeyHasher;
+use crate::campaign::settings::{self as cs, DailyWindow, WeekDays};
+use crate::campaign::{CampaignId, NewCampaign};
+use crate::config::{ConfigError, Settings};
+use crate::tenant::TenantId;
+
+/// Exit code for configuration errors (sysexits EX_CONFIG); the systemd unit does not
+/// restart on it, since a restart cannot fix a bad file.
+pub const EXIT_CONFIG: u8 = 78;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dialer",
+    version,
+    about = "Outbound auto-dialer campaign engine",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Configuration file [default: ./config.toml, else /etc/dialer/config.toml, else built-in defaults]
+    #[arg(long, global = true, env = "DIALER_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: webhooks, API, health and metrics, pacer and workers
+    Serve,
+    /// Apply pending database migrations (a second run does nothing)
+    Migrate(JsonFlag),
+    /// Inspect the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage tenants
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage campaigns
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print machine-readable JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (secrets redacted); fail on an invalid value
+    Check(JsonFlag),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its id and a new admin API key (shown once)
+    Create {
+        /// The tenant's name (unique, case-insensitive)
+        name: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List tenants
+    List(JsonFlag),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Create a campaign (in draft) for a tenant
+    Create(Box<CreateCampaign>),
+    /// List a tenant's campaigns
+    List {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show one campaign's settings
+    Show {
+        id: CampaignId,
+        /// Only find the campaign within this tenant
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: Option<TenantId>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateCampaign {
+    #[arg(long, value_name = "TENANT_ID")]
+    pub tenant: TenantId,
+    #[arg(long)]
+    pub name: String,
+    /// Caller ID in international form (+CC…); required before the campaign can start
+    #[arg(long, value_name = "E164")]
+    pub caller_id: Option<String>,
+    /// IANA time zone of the campaign's calling window
+    #[arg(long, default_value = "UTC", value_name = "ZONE")]
+    pub time_zone: String,
+    /// Daily calling window in the campaign's zone
+    #[arg(long, default_value = "09:00-20:00", value_name = "HH:MM-HH:MM")]
+    pub window: String,
+    /// Calling days: mon-fri, mon,wed,fri, all …
+    #[arg(long, default_value = "mon-fri")]
+    pub days: String,
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub start_date: Option<String>,
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub end_date: Option<String>,
+    /// Region for national numbers in imports (ISO 3166 alpha-2)
+    #[arg(long, default_value = "US", value_name = "CC")]
+    pub default_region: String,
+    #[arg(long, default_value_t = 10)]
+    pub max_concurrent: i32,
+    /// Calls per free agent (1.0 = progressive)
+    #[arg(long, default_value_t = 1.0)]
+    pub dial_ratio: f64,
+    /// Ring time in seconds (at least 15, the legal minimum)
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub dial_timeout: i32,
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: i32,
+    /// Delay before retrying a no-answer (90s, 60m, 2h, 1d, none)
+    #[arg(long, default_value = "60m", value_name = "DELAY")]
+    pub retry_no_answer: String,
+    #[arg(long, default_value = "60m", value_name = "DELAY")]
+    pub retry_busy: String,
+    #[arg(long, default_value = "60m", value_name = "DELAY")]
+    pub retry_failed: String,
+    /// Delay before retrying after a voicemail drop (default: no retry)
+    #[arg(long, default_value = "none", value_name = "DELAY")]
+    pub retry_voicemail: String,
+    /// Turn answering-machine detection off (machines are then treated as humans)
+    #[arg(long)]
+    pub no_amd: bool,
+    /// Voicemail drop: text spoken, or an https:// audio URL played
+    #[arg(long)]
+    pub voicemail_message: Option<String>,
+    /// Record bridged calls
+    #[arg(long)]
+    pub record: bool,
+    /// Longest a person waits for an agent before the abandon message, in ms
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub max_hold_ms: i32,
+    /// Seller name said in the abandon message
+    #[arg(long)]
+    pub seller_name: Option<String>,
+    /// Call-back number said in the abandon message (+CC…)
+    #[arg(long, value_name = "E164")]
+    pub callback_number: Option<String>,
+    /// Lead-local legal calling window
+    #[arg(long, default_value = "08:00-21:00", value_name = "HH:MM-HH:MM")]
+    pub legal_window: String,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+impl CreateCampaign {
+    /// Turns the flags into a validated campaign, naming the flag on error.
+    pub fn to_new_campaign(&self) -> Result<NewCampaign, cs::SettingError> {
+        let mut c = NewCampaign::with_defaults(&self.name)?;
+        c.caller_id = self
+            .caller_id
+            .as_deref()
+            .map(|v| cs::parse_e164("caller_id", v))
+            .transpose()?;
+        c.time_zone = cs::parse_time_zone("time_zone", &self.time_zone)?;
+        c.window = DailyWindow::parse("window", &self.window)?;
+        c.days = WeekDays::parse(&self.days)?;
+        c.start_date = self
+            .start_date
+            .as_deref()
+            .map(|v| cs::parse_date("start_date", v))
+            .transpose()?;
+        c.end_date = self
+            .end_date
+            .as_deref()
+            .map(|v| cs::parse_date("end_date", v))
+            .transpose()?;
+        c.default_region = cs::parse_region("default_region", &self.default_region)?;
+        c.max_concurrent = self.max_concurrent;
+        c.dial_ratio = self.dial_ratio;
+        c.dial_timeout_secs = self.dial_timeout;
+        c.max_attempts = self.max_attempts;
+        c.retry_no_answer_secs = cs::parse_delay("retry_no_answer", &self.retry_no_answer)?;
+        c.retry_busy_secs = cs::parse_delay("retry_busy", &self.retry_busy)?;
+        c.retry_failed_secs = cs::parse_delay("retry_failed", &self.retry_failed)?;
+        c.retry_voicemail_secs = cs::parse_delay("retry_voicemail", &self.retry_voicemail)?;
+        c.amd_enabled = !self.no_amd;
+        c.voicemail_message = self
+            .voicemail_message
+            .clone()
+            .filter(|m| !m.trim().is_empty());
+        c.recording_enabled = self.record;
+        c.max_hold_ms = self.max_hold_ms;
+        c.seller_name = self.seller_name.clone();
+        c.callback_number = self
+            .callback_number
+            .as_deref()
+            .map(|v| cs::parse_e164("callback_number", v))
+            .transpose()?;
+        c.legal_window = DailyWindow::parse("legal_window", &self.legal_window)?;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Runs the parsed command and turns its outcome into an exit code, printing a failure
+/// as one line on stderr.
+pub async fn run(cli: Cli) -> ExitCode {
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail_config(&e),
+    };
+    crate::telemetry::init(&settings.log);
+    match dispatch(cli.command, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fail_config(e: &ConfigError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate(out) => {
+            let pool = crate::db::connect(&settings).await?;
+            let applied = crate::db::migrate(&pool).await?;
+            let total = crate::db::MIGRATOR.iter().count();
+            if out.json {
+                print_json(&serde_json::json!({ "applied": applied, "total": total }))
+            } else {
+                if applied == 0 {
+                    println!("database schema is up to date ({total} migrations)");
+                } else {
+                    println!(
+                        "applied {applied} migration(s); schema is up to date ({total} migrations)"
+                    );
+                }
+                Ok(())
+            }
+        }
+        Command::Config(ConfigCommand::Check(out)) => {
+            for w in settings.warnings() {
+                eprintln!("warning: {w}");
+            }
+            if out.json {
+                let mut v = serde_json::to_value(&settings)?;
+                v["database"]["url"] = crate::config::redact_url(&settings.database.url).into();
+                v["secrets"] = serde_json::json!({
+                    "database.password": settings.database.password.is_some(),
+                    "twilio.auth_token": settings.twilio.auth_token.is_some(),
+                    "auth.api_key_pepper": settings.auth.api_key_pepper.is_some(),
+                });
+                print_json(&v)
+            } else {
+                print!("{}", settings.redacted());
+                Ok(())
+            }
+        }
+        Command::Tenant(cmd) => tenant(cmd, settings).await,
+        Command::Campaign(cmd) => campaign(cmd, settings).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    crate::lifecycle::cancel_on_signals(token.clone());
+    let app = crate::startup::Application::build(settings).await?;
+    app.run_until_stopped(token).await
+}
+
+/// A pool for one-shot commands: connected, and the schema checked.
+async fn command_pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    let pool = crate::db::connect(settings).await?;
+    crate::db::ensure_migrated(&pool).await?;
+    Ok(pool)
+}
+
+async fn tenant(cmd: TenantCommand, settings: Settings) -> anyhow::Result<()> {
+    let pool = command_pool(&settings).await?;
+    let mut conn = pool.acquire().await?;
+    match cmd {
+        TenantCommand::Create { name, out } => {
+            let hasher = KeyHasher::new(settings.auth.api_key_pepper.clone());
+            let created =
+                crate::tenant::repo::create_with_admin_key(&mut conn, &name, &hasher).await?;
+            if out.json {
+                return print_json(&created);
+            }
+            println!("tenant created");
+            println!("  id:        {}", created.tenant.id);
+            println!("  name:      {}", created.tenant.name);
+            println!("  admin key: {}", created.admin_key);
+            println!("The admin key is shown only now; store it in a secret manager.");
+            Ok(())
+        }
+        TenantCommand::List(out) => {
+            let tenants = crate::tenant::repo::list(&mut conn).await?;
+            if out.json {
+                return print_json(&tenants);
+            }
+            if tenants.is_empty() {
+                println!("no tenants; create one with `dialer tenant create NAME`");
+            }
+            for t in tenants {
+                println!(
+                    "{}  {}  (created {})",
+                    t.id,
+                    t.name,
+                    t.created_at.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn campaign(cmd: CampaignCommand, settings: Settings) -> anyhow::Result<()> {
+    let pool = command_pool(&settings).await?;
+    let mut conn = pool.acquire().await?;
+    match cmd {
+        CampaignCommand::Create(args) => {
+            let new = args.to_new_campaign()?;
+            crate::tenant::repo::get(&mut conn, args.tenant)
+                .await?
+                .with_context(|| format!("no tenant with id {}", args.tenant))?;
+            let c = crate::campaign::repo::insert(&mut conn, args.tenant, &new).await?;
+            if args.out.json {
+                return print_json(&c);
+            }
+            println!("campaign created (draft)");
+            print_campaign(&c);
+            Ok(())
+        }
+        CampaignCommand::List { tenant, out } => {
+            let list = crate::campaign::repo::list(&mut conn, tenant).await?;
+            if out.json {
+                return print_json(&list);
+            }
+            if list.is_empty() {
+                println!("no campaigns for tenant {tenant}");
+            }
+            for c in list {
+                println!("{}  {:<10} {}", c.id, c.status, c.name);
+            }
+            Ok(())
+        }
+        CampaignCommand::Show { id, tenant, out } => {
+            let c = crate::campaign::repo::get(&mut conn, tenant, id)
+                .await?
+                .with_context(|| format!("no campaign with id {id}"))?;
+            if out.json {
+                return print_json(&c);
+            }
+            print_campaign(&c);
+            Ok(())
+        }
+    }
+}
+
+fn print_campaign(c: &crate::campaign::Campaign) {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let delay = |v: Option<i32>| {
+        v.map(|s| format!("{s}s"))
+            .unwrap_or_else(|| "no retry".into())
+    };
+    println!("  id:              {}", c.id);
+    println!("  tenant:          {}", c.tenant_id);
+    println!("  name:            {}", c.name);
+    println!("  status:          {}", c.status);
+    println!("  caller id:       {}", opt(&c.caller_id));
+    println!(
+        "  window:          {}-{} {} ({})",
+        c.window_start.format("%H:%M"),
+        c.window_end.format("%H:%M"),
+        c.time_zone,
+        c.days_text()
+    );
+    println!(
+        "  dates:           {} to {}",
+        c.start_date
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "-".into()),
+        c.end_date
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "-".into())
+    );
+    println!(
+        "  legal window:    {}-{} in the lead's own zone",
+        c.legal_window_start.format("%H:%M"),
+        c.legal_window_end.format("%H:%M")
+    );
+    println!("  default region:  {}", c.default_region);
+    println!("  max concurrent:  {}", c.max_concurrent);
+    println!("  dial ratio:      {}", c.dial_ratio);
+    println!("  dial timeout:    {}s", c.dial_timeout_secs);
+    println!("  max attempts:    {}", c.max_attempts);
+    println!(
+        "  retry delays:    no-answer {}, busy {}, failed {}, voicemail {}",
+        delay(c.retry_no_answer_secs),
+        delay(c.retry_busy_secs),
+        delay(c.retry_failed_secs),
+        delay(c.retry_voicemail_secs)
+    );
+    println!(
+        "  AMD:             {}",
+        if c.amd_enabled { "on" } else { "off" }
+    );
+    println!("  voicemail:       {}", opt(&c.voicemail_message));
+    println!(
+        "  recording:       {}",
+        if c.recording_enabled { "on" } else { "off" }
+    );
+    println!("  max hold:        {} ms", c.max_hold_ms);
+    println!(
+        "  seller / cb no.: {} / {}",
+        opt(&c.seller_name),
+        opt(&c.callback_number)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn campaign_flags_are_validated_with_the_field_named() {
+        let base = [
+            "dialer",
+            "campaign",
+            "create",
+            "--tenant",
+            "00000000-0000-0000-0000-000000000001",
+            "--name",
+            "x",
+        ];
+        let parse = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(base.iter().chain(extra.iter())).unwrap();
+            match cli.command {
+                Command::Campaign(CampaignCommand::Create(c)) => c.to_new_campaign(),
+                _ => unreachable!(),
+            }
+        };
+        assert!(parse(&[]).is_ok());
+        assert_eq!(
+            parse(&["--dial-timeout", "10"]).unwrap_err().field,
+            "dial_timeout"
+        );
+        assert_eq!(
+            parse(&["--time-zone", "Mars/Base"]).unwrap_err().field,
+            "time_zone"
+        );
+        assert_eq!(
+            parse(&["--caller-id", "555"]).unwrap_err().field,
+            "caller_id"
+        );
+        assert_eq!(
+            parse(&["--start-date", "2027-01-10", "--end-date", "2027-01-01"])
+                .unwrap_err()
+                .field,
+            "end_date"
+        );
+    }
+}

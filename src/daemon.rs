@@ -1,0 +1,46 @@
+//! The daemon's main loop: one `tick_once` per period that checks the dependencies,
+//! keeps the metrics fresh and, only when the tick completed, pets the systemd watchdog,
+//! so a wedged loop gets the daemon restarted.
+
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::lifecycle::systemd;
+use crate::startup::AppState;
+
+pub struct MainLoop {
+    state: AppState,
+    period: Duration,
+}
+
+impl MainLoop {
+    /// The period is half the systemd watchdog timeout when one is set, else `daemon.tick_ms`.
+    pub fn new(state: AppState) -> Self {
+        let period = systemd::watchdog_interval()
+            .unwrap_or_else(|| Duration::from_millis(state.settings.daemon.tick_ms));
+        Self { state, period }
+    }
+
+    /// One iteration; tests call it directly.
+    pub async fn tick_once(&self) {
+        let readiness = crate::health::check(&self.state).await;
+        crate::telemetry::metrics().run_upkeep();
+        metrics::counter!("dialer_daemon_ticks_total").increment(1);
+        tracing::debug!(status = readiness.status, "daemon tick");
+    }
+
+    pub async fn run(self, token: CancellationToken) {
+        let mut next = Instant::now();
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                _ = sleep_until(next) => {}
+            }
+            self.tick_once().await;
+            systemd::watchdog();
+            next = Instant::now() + self.period;
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! `dialer`: an outbound auto-dialer campaign engine.
+//!
+//! Module map (one line each: what it owns):
+//! - [`cli`]: the `dialer` command line and its subcommands.
+//! - [`config`]: settings from `config.toml`, `DIALER__…` variables and systemd credentials.
+//! - [`startup`]: `Application::build` / `run_until_stopped`, the HTTP router and shared state.
+//! - [`daemon`]: the daemon's main loop (dependency checks, metrics upkeep, systemd watchdog).
+//! - [`lifecycle`]: signals → cancellation, and the systemd notify protocol.
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`telemetry`]: tracing subscriber and the Prometheus recorder.
+//! - [`db`]: the Postgres pool and the embedded migrations (Postgres is the truth).
+//! - [`dispatch`]: the Redis connection and key namespace (rebuildable dispatch state).
+//! - [`tenant`]: tenants, the isolation boundary.
+//! - [`auth`]: API keys (generation, peppered hashing) and roles.
+//! - [`campaign`]: campaigns and their settings (parsed, validated, stored).
+//! - [`phone`]: `PhoneNumber` (valid E.164 by construction) and `Region`.
+
+pub mod auth;
+pub mod campaign;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod db;
+pub mod dispatch;
+pub mod health;
+pub mod lifecycle;
+pub mod phone;
+pub mod startup;
+pub mod telemetry;
+pub mod tenant;

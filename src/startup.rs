@@ -1,0 +1,149 @@
+//! Builds the application from settings (listener bound first, then Postgres, migrations,
+//! Redis) and runs it until a cancellation token fires.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+use crate::dispatch::Redis;
+use crate::lifecycle::systemd;
+
+/// What every request handler and background task shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: PgPool,
+    pub redis: Redis,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one), connects to Postgres and Redis,
+    /// applies migrations unless disabled. Every failure is one clear error.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Install the recorder before anything records.
+        crate::telemetry::metrics();
+        let listener = TcpListener::bind(&settings.http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (http.listen)", settings.http.listen))?;
+        let db = crate::db::connect(&settings).await?;
+        if settings.database.migrate_on_start {
+            let applied = crate::db::migrate(&db).await?;
+            if applied > 0 {
+                tracing::info!(applied, "database migrations applied");
+            }
+        } else {
+            crate::db::ensure_migrated(&db).await?;
+        }
+        let redis = Redis::connect(&settings).await?;
+        for w in settings.warnings() {
+            tracing::warn!("{w}");
+        }
+        Ok(Self {
+            listener,
+            state: AppState {
+                settings: Arc::new(settings),
+                db,
+                redis,
+            },
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `token` is cancelled, then stops background work, lets in-flight
+    /// requests finish (bounded by `http.shutdown_grace_secs`) and returns.
+    pub async fn run_until_stopped(self, token: CancellationToken) -> anyhow::Result<()> {
+        let addr = self.listener.local_addr()?;
+        let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
+        let tracker = TaskTracker::new();
+        let main_loop = crate::daemon::MainLoop::new(self.state.clone());
+        tracker.spawn(main_loop.run(token.child_token()));
+
+        metrics::gauge!("dialer_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        let app = router(self.state.clone());
+        tracing::info!(%addr, "listening");
+        systemd::ready(&format!("serving on {addr}"));
+
+        let http_token = token.clone();
+        let server = axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move { http_token.cancelled().await });
+        let server = tokio::spawn(async move { server.await });
+
+        token.cancelled().await;
+        systemd::stopping();
+        tracing::info!("stopping: no new work; waiting for in-flight requests");
+        tracker.close();
+        match tokio::time::timeout(grace, async {
+            tracker.wait().await;
+            server.await
+        })
+        .await
+        {
+            Ok(Ok(result)) => result.context("HTTP server failed")?,
+            Ok(Err(join)) => return Err(join).context("HTTP server task failed"),
+            Err(_) => tracing::warn!(
+                ?grace,
+                "grace period over; exiting with requests still open"
+            ),
+        }
+        self.state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// All HTTP routes of the daemon.
+pub fn router(state: AppState) -> Router {
+    let body_limit = usize::try_from(state.settings.http.max_body_mb.saturating_mul(1024 * 1024))
+        .unwrap_or(usize::MAX);
+    Router::new()
+        .route("/healthz", get(crate::health::healthz))
+        .route("/readyz", get(crate::health::readyz))
+        .route("/metrics", get(crate::health::metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(record_request))
+        .with_state(state)
+}
+
+/// Counts and times every request by its route template (never the raw path, which
+/// would let callers create unbounded label values).
+async fn record_request(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let started = Instant::now();
+    let span = tracing::info_span!("http.request", http.method = %method, http.route = %route, http.status = tracing::field::Empty);
+    let response = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let status = response.status().as_u16().to_string();
+    span.record("http.status", status.as_str());
+    metrics::counter!("dialer_http_requests_total", "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("dialer_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

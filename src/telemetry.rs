@@ -1,0 +1,72 @@
+//! Logs and metrics: tracing subscriber set-up and the Prometheus recorder.
+
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::config::LogSettings;
+
+/// Installs the global tracing subscriber: `RUST_LOG` if set, else `log.filter`;
+/// JSON when stdout is not a terminal (journald, files) unless `log.format` says otherwise.
+/// Logs go to stderr so that `--json` output on stdout stays machine-readable.
+pub fn init(log: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match log.format.as_str() {
+        "json" => true,
+        "pretty" => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_span_events(FmtSpan::NONE);
+    // A second init (tests start many apps in one process) keeps the first subscriber.
+    let _ = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// The process-wide Prometheus recorder; `/metrics` renders it.
+pub fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed already; then ours renders empty.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "dialer_http_requests_total",
+        "HTTP requests served, by route and status"
+    );
+    metrics::describe_histogram!(
+        "dialer_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to serve an HTTP request, by route"
+    );
+    metrics::describe_gauge!(
+        "dialer_dependency_up",
+        "1 when the dependency (postgres, redis) answered the last check, else 0"
+    );
+    metrics::describe_gauge!("dialer_build_info", "Always 1; labels carry the version");
+    metrics::describe_counter!(
+        "dialer_daemon_ticks_total",
+        "Iterations of the daemon's main loop"
+    );
+}

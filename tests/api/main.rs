@@ -1,0 +1,6 @@
+//! Black-box tests against running apps and the `dialer` binary, with real Postgres and Redis.
+
+mod cli;
+mod health;
+mod helpers;
+mod schema;
