@@ -180,7 +180,7 @@ impl Default for LogSettings {
     fn default() -> Self {
         Self {
             format: "auto".into(),
-            filter: "info".into(),
+            filter: "info,sqlx::postgres::notice=warn".into(),
         }
     }
 }

@@ -24,6 +24,9 @@ pub fn init(log: &LogSettings) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Otherwise a failed write (stderr a broken pipe, e.g. journald restarted) is
+        // reported with eprintln!, which panics in whatever task was logging.
+        .log_internal_errors(false)
         .with_span_events(FmtSpan::NONE);
     // A second init (tests start many apps in one process) keeps the first subscriber.
     let _ = if json {

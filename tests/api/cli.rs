@@ -260,20 +260,21 @@ fn config_check_prints_effective_values_without_secrets() {
     );
 }
 
-#[tokio::test]
-async fn serve_stops_on_sigterm_with_exit_code_zero() {
-    let db = TestDb::create().await;
+/// Starts `dialer serve` and waits until it logs its address; with `close_log_pipe`
+/// the test stops reading stderr from then on (a log reader that went away).
+fn spawn_serve(db: &TestDb, close_log_pipe: bool) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dialer"))
         .arg("serve")
         .env("DIALER_CONFIG", "/dev/null")
         .envs(db.env())
-        .env("DIALER__LOG__FILTER", "info")
+        // dialer=debug: every main-loop tick logs, so a broken log pipe is written to.
+        .env("DIALER__LOG__FILTER", "info,dialer=debug")
         .env("DIALER__LOG__FORMAT", "json")
+        .env("DIALER__DAEMON__TICK_MS", "100")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until it logs that it listens (JSON lines on stderr).
     let stderr_pipe = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -282,41 +283,64 @@ async fn serve_stops_on_sigterm_with_exit_code_zero() {
             .lines()
             .map_while(Result::ok)
         {
-            let _ = tx.send(line);
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["message"] == "listening" {
+                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
+                if close_log_pipe {
+                    return;
+                }
+            }
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut addr = None;
-    while addr.is_none() {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("serve logs that it listens");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "listening" {
-            addr = v["addr"].as_str().map(String::from);
-        }
-    }
-    let addr = addr.unwrap();
-    let health = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
-    assert_eq!(health.status(), 200);
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("serve logs that it listens");
+    (child, addr)
+}
 
+async fn sigterm_and_wait(child: &mut std::process::Child) -> std::process::ExitStatus {
     let started = Instant::now();
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let status = loop {
+    loop {
         if let Some(s) = child.try_wait().unwrap() {
-            break s;
+            return s;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "serve did not stop within 10 s of SIGTERM"
-        );
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("serve did not stop within 10 s of SIGTERM");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(status.code(), Some(0));
+    }
+}
+
+#[tokio::test]
+async fn serve_stops_on_sigterm_with_exit_code_zero() {
+    let db = TestDb::create().await;
+    let (mut child, addr) = spawn_serve(&db, false);
+    let health = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(sigterm_and_wait(&mut child).await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn serve_keeps_running_and_stops_on_sigterm_when_its_log_reader_goes_away() {
+    let db = TestDb::create().await;
+    let (mut child, addr) = spawn_serve(&db, true);
+    // Several main-loop ticks and requests log into the broken pipe.
+    for _ in 0..5 {
+        let r = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "serve died when its stderr closed"
+    );
+    assert_eq!(sigterm_and_wait(&mut child).await.code(), Some(0));
 }
 
 #[tokio::test]
