@@ -149,6 +149,8 @@ CREATE TABLE import_jobs (
     error               text,
     created_at          timestamptz NOT NULL DEFAULT now(),
     started_at          timestamptz,
+    -- Written while an import runs; a running job with an old heartbeat was interrupted.
+    heartbeat_at        timestamptz,
     finished_at         timestamptz,
     UNIQUE (tenant_id, id),
     FOREIGN KEY (tenant_id, campaign_id) REFERENCES campaigns (tenant_id, id) ON DELETE CASCADE,
@@ -204,8 +206,6 @@ CREATE TABLE leads (
 );
 -- The pacer's question: which ready leads of this campaign are due, best first.
 CREATE INDEX leads_dialable_idx ON leads (campaign_id, priority DESC, next_attempt_at) WHERE status = 'ready';
-CREATE INDEX leads_tenant_phone_idx ON leads (tenant_id, phone_e164);
-CREATE INDEX leads_import_idx ON leads (import_id) WHERE import_id IS NOT NULL;
 
 CREATE TABLE calls (
     id                       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -49,6 +49,126 @@ pub enum Command {
     /// Manage campaigns
     #[command(subcommand)]
     Campaign(CampaignCommand),
+    /// Import and inspect leads
+    #[command(subcommand)]
+    Leads(LeadsCommand),
+    /// Manage do-not-call lists (a tenant's, or the global list with --global)
+    #[command(subcommand)]
+    Dnc(DncCommand),
+    /// Benchmarks that print figures
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LeadsCommand {
+    /// Import a CSV file of leads into a campaign; prints the report (rejected rows with reasons)
+    Import {
+        /// The CSV file (UTF-8, delimiter , ; or tab)
+        file: PathBuf,
+        #[arg(long, value_name = "CAMPAIGN_ID")]
+        campaign: CampaignId,
+        /// Map a CSV column to a lead field: "Work Phone=phone" (repeatable). Fields: first_name,
+        /// last_name, phone, country, type, priority, do_not_call, notes
+        #[arg(long = "map", value_name = "COLUMN=FIELD")]
+        mappings: Vec<String>,
+        /// Region for national numbers in rows without a country [default: the campaign's]
+        #[arg(long, value_name = "CC")]
+        default_region: Option<String>,
+        /// Also write every rejected row (row, column, value, code, reason) to this CSV file
+        #[arg(long, value_name = "PATH")]
+        errors_csv: Option<PathBuf>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Print the lead template CSV
+    Template,
+}
+
+#[derive(Debug, Args)]
+pub struct DncList {
+    /// The tenant whose list this is
+    #[arg(
+        long,
+        value_name = "TENANT_ID",
+        required_unless_present = "global",
+        conflicts_with = "global"
+    )]
+    pub tenant: Option<TenantId>,
+    /// The global list every tenant obeys
+    #[arg(long)]
+    pub global: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DncCommand {
+    /// Add a number
+    Add {
+        number: String,
+        #[command(flatten)]
+        list: DncList,
+        /// Region for a national number
+        #[arg(long, value_name = "CC", default_value = "US")]
+        region: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Remove a number
+    Remove {
+        number: String,
+        #[command(flatten)]
+        list: DncList,
+        #[arg(long, value_name = "CC", default_value = "US")]
+        region: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Tell whether a tenant may dial a number (its own list and the global list)
+    Check {
+        number: String,
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[arg(long, value_name = "CC", default_value = "US")]
+        region: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Import numbers from a CSV (a phone column, optional country) or a plain list
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        list: DncList,
+        #[arg(long, value_name = "CC", default_value = "US")]
+        region: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List the newest entries of a list
+    List {
+        #[command(flatten)]
+        list: DncList,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Generate a realistic lead file and import it end to end into a throw-away database;
+    /// prints rows/s and peak memory
+    Import {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Keep the generated file here instead of a temporary one
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -286,6 +406,11 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Tenant(cmd) => tenant(cmd, settings).await,
         Command::Campaign(cmd) => campaign(cmd, settings).await,
+        Command::Leads(cmd) => leads(cmd, settings).await,
+        Command::Dnc(cmd) => dnc(cmd, settings).await,
+        Command::Bench(BenchCommand::Import { rows, seed, file }) => {
+            crate::bench::import(&settings, rows, seed, file).await
+        }
     }
 }
 
@@ -380,6 +505,265 @@ async fn campaign(cmd: CampaignCommand, settings: Settings) -> anyhow::Result<()
                 return print_json(&c);
             }
             print_campaign(&c);
+            Ok(())
+        }
+    }
+}
+
+async fn leads(cmd: LeadsCommand, settings: Settings) -> anyhow::Result<()> {
+    use crate::lead::import;
+    match cmd {
+        LeadsCommand::Template => {
+            print!("{}", crate::lead::TEMPLATE_CSV);
+            Ok(())
+        }
+        LeadsCommand::Import {
+            file,
+            campaign,
+            mappings,
+            default_region,
+            errors_csv,
+            out,
+        } => {
+            let mappings = crate::lead::mapping::parse_mappings(&mappings)?;
+            let default_region = default_region
+                .as_deref()
+                .map(|r| cs::parse_region("default_region", r))
+                .transpose()?;
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let pool = command_pool(&settings).await?;
+            let c = crate::campaign::repo::get(&mut *pool.acquire().await?, None, campaign)
+                .await?
+                .with_context(|| format!("no campaign with id {campaign}"))?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let options = serde_json::json!({
+                "mappings": mappings.iter().map(|(c, f)| format!("{c}={f}")).collect::<Vec<_>>(),
+                "default_region": default_region.map(|r| r.to_string()),
+                "source": "cli",
+            });
+            let job = import::create_job(&pool, c.tenant_id, Some(c.id.0), "leads", &name, options)
+                .await?;
+            let bar = progress_bar(!out.json);
+            let started = std::time::Instant::now();
+            let result = import::import_leads(
+                &pool,
+                job,
+                &c,
+                Box::new(std::io::BufReader::with_capacity(1 << 20, input)),
+                import::ImportOptions {
+                    mappings,
+                    default_region,
+                },
+                |p| {
+                    if let Some(bar) = &bar {
+                        let rate = p.rows as f64 / started.elapsed().as_secs_f64().max(0.001);
+                        bar.set_message(format!(
+                            "{} rows ({rate:.0} rows/s): {} accepted, {} rejected",
+                            p.rows, p.accepted, p.rejected
+                        ));
+                    }
+                },
+            )
+            .await;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let report =
+                result.with_context(|| format!("import {job} of {} failed", file.display()))?;
+            if let Some(path) = errors_csv {
+                std::fs::write(&path, import::errors_csv(&report.errors))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if out.json {
+                return print_json(&report);
+            }
+            print_import_report(&report, started.elapsed());
+            Ok(())
+        }
+    }
+}
+
+fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(bar)
+}
+
+fn print_import_report(r: &crate::lead::import::ImportReport, took: std::time::Duration) {
+    println!("import {} {}: {}", r.import_id, r.status, r.file_name);
+    println!("  rows:     {}", r.rows);
+    println!("  accepted: {}", r.accepted);
+    println!("  rejected: {}", r.rejected);
+    for (reason, n) in &r.rejected_by_reason {
+        println!("    {reason:<22} {n}");
+    }
+    println!(
+        "  took:     {:.2}s ({:.0} rows/s)",
+        took.as_secs_f64(),
+        r.rows as f64 / took.as_secs_f64().max(0.001)
+    );
+    if !r.errors.is_empty() {
+        println!(
+            "rejected rows (first {} of {}; all of them with --errors-csv PATH or --json):",
+            r.errors.len().min(20),
+            r.errors.len()
+        );
+        for e in r.errors.iter().take(20) {
+            println!(
+                "  row {:<6} {:<12} {:<24} {}",
+                e.row,
+                e.column.as_deref().unwrap_or("-"),
+                e.value
+                    .as_deref()
+                    .map(|v| format!("{v:?}"))
+                    .unwrap_or_default(),
+                e.reason
+            );
+        }
+    }
+}
+
+async fn dnc(cmd: DncCommand, settings: Settings) -> anyhow::Result<()> {
+    use crate::dnc::{self as d, repo};
+    let pool = command_pool(&settings).await?;
+    let mut conn = pool.acquire().await?;
+    let region = |r: &str| cs::parse_region("region", r);
+    let list_of = |l: &DncList| if l.global { None } else { l.tenant };
+    match cmd {
+        DncCommand::Add {
+            number,
+            list,
+            region: r,
+            reason,
+            out,
+        } => {
+            let n = d::normalise(&number, Some(region(&r)?)).map_err(anyhow::Error::msg)?;
+            let added = repo::add_many(
+                &mut conn,
+                list_of(&list),
+                &[n.to_string()],
+                "manual",
+                reason.as_deref(),
+            )
+            .await?;
+            if out.json {
+                return print_json(&serde_json::json!({ "phone": n, "added": added == 1 }));
+            }
+            println!(
+                "{n} {}",
+                if added == 1 {
+                    "added"
+                } else {
+                    "was already on the list"
+                }
+            );
+            Ok(())
+        }
+        DncCommand::Remove {
+            number,
+            list,
+            region: r,
+            out,
+        } => {
+            let n = d::normalise(&number, Some(region(&r)?)).map_err(anyhow::Error::msg)?;
+            let removed = repo::remove(&mut conn, list_of(&list), &n).await?;
+            if out.json {
+                return print_json(&serde_json::json!({ "phone": n, "removed": removed }));
+            }
+            println!(
+                "{n} {}",
+                if removed {
+                    "removed"
+                } else {
+                    "was not on the list"
+                }
+            );
+            Ok(())
+        }
+        DncCommand::Check {
+            number,
+            tenant,
+            region: r,
+            out,
+        } => {
+            let n = d::normalise(&number, Some(region(&r)?)).map_err(anyhow::Error::msg)?;
+            let entries = repo::check(&mut conn, tenant, &n).await?;
+            if out.json {
+                return print_json(
+                    &serde_json::json!({ "phone": n, "dialable": entries.is_empty(), "entries": entries }),
+                );
+            }
+            if entries.is_empty() {
+                println!("{n} is not on a do-not-call list of tenant {tenant}");
+            }
+            for e in entries {
+                let which = if e.global {
+                    "the global list"
+                } else {
+                    "the tenant's list"
+                };
+                println!(
+                    "{n} is on {which} (source {}, since {})",
+                    e.source,
+                    e.created_at.format("%Y-%m-%d")
+                );
+            }
+            Ok(())
+        }
+        DncCommand::Import {
+            file,
+            list,
+            region: r,
+            out,
+        } => {
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let report = d::import_file(
+                &pool,
+                list_of(&list),
+                std::io::BufReader::new(input),
+                region(&r)?,
+            )
+            .await
+            .with_context(|| format!("import of {} failed", file.display()))?;
+            if out.json {
+                return print_json(&report);
+            }
+            println!(
+                "{} rows: {} added, {} already listed, {} rejected",
+                report.rows, report.added, report.already_listed, report.rejected
+            );
+            for e in report.errors.iter().take(20) {
+                println!(
+                    "  row {:<6} {:?}: {}",
+                    e.row,
+                    e.value.as_deref().unwrap_or(""),
+                    e.reason
+                );
+            }
+            Ok(())
+        }
+        DncCommand::List { list, limit, out } => {
+            let entries = repo::list(&mut conn, list_of(&list), limit).await?;
+            if out.json {
+                return print_json(&entries);
+            }
+            for e in entries {
+                println!(
+                    "{}  {:<8} {}",
+                    e.phone_e164,
+                    e.source,
+                    e.reason.unwrap_or_default()
+                );
+            }
             Ok(())
         }
     }

@@ -1,5 +1,5 @@
 //! The daemon's main loop: one `tick_once` per period that checks the dependencies,
-//! keeps the metrics fresh and, only when the tick completed, pets the systemd watchdog,
+//! fails imports whose process died, keeps the metrics fresh and, only when the tick completed, pets the systemd watchdog,
 //! so a wedged loop gets the daemon restarted.
 
 use std::time::Duration;
@@ -26,6 +26,11 @@ impl MainLoop {
     /// One iteration; tests call it directly.
     pub async fn tick_once(&self) {
         let readiness = crate::health::check(&self.state).await;
+        match crate::lead::import::fail_interrupted(&self.state.db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(imports = n, "marked interrupted imports as failed"),
+            Err(e) => tracing::warn!(error = %e, "checking for interrupted imports failed"),
+        }
         crate::telemetry::metrics().run_upkeep();
         metrics::counter!("dialer_daemon_ticks_total").increment(1);
         tracing::debug!(status = readiness.status, "daemon tick");

@@ -13,16 +13,24 @@
 //! - [`tenant`]: tenants, the isolation boundary.
 //! - [`auth`]: API keys (generation, peppered hashing) and roles.
 //! - [`campaign`]: campaigns and their settings (parsed, validated, stored).
-//! - [`phone`]: `PhoneNumber` (valid E.164 by construction) and `Region`.
+//! - [`phone`]: `PhoneNumber` (valid E.164 by construction), `Region`, line types, time zones.
+//! - [`lead`]: leads and the CSV importer (mapping, row checks, the parallel COPY pipeline).
+//! - [`dnc`]: do-not-call lists (tenant and global), their repo and file import.
+//! - [`api`]: the REST API under `/api/v1`: API-key auth, one error shape, imports and DNC.
+//! - [`bench`]: `dialer bench …`: generated workloads that print figures.
 
+pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod campaign;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod db;
 pub mod dispatch;
+pub mod dnc;
 pub mod health;
+pub mod lead;
 pub mod lifecycle;
 pub mod phone;
 pub mod startup;

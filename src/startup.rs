@@ -25,6 +25,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: PgPool,
     pub redis: Redis,
+    pub hasher: crate::auth::KeyHasher,
+    /// Background work (imports, the main loop) that shutdown waits for.
+    pub tasks: TaskTracker,
 }
 
 pub struct Application {
@@ -57,9 +60,11 @@ impl Application {
         Ok(Self {
             listener,
             state: AppState {
+                hasher: crate::auth::KeyHasher::new(settings.auth.api_key_pepper.clone()),
                 settings: Arc::new(settings),
                 db,
                 redis,
+                tasks: TaskTracker::new(),
             },
         })
     }
@@ -77,7 +82,7 @@ impl Application {
     pub async fn run_until_stopped(self, token: CancellationToken) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
         let grace = Duration::from_secs(self.state.settings.http.shutdown_grace_secs);
-        let tracker = TaskTracker::new();
+        let tracker = self.state.tasks.clone();
         let main_loop = crate::daemon::MainLoop::new(self.state.clone());
         tracker.spawn(main_loop.run(token.child_token()));
 
@@ -122,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(crate::health::healthz))
         .route("/readyz", get(crate::health::readyz))
         .route("/metrics", get(crate::health::metrics))
+        .merge(crate::api::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(record_request))
         .with_state(state)

@@ -388,3 +388,198 @@ fn serve_without_a_database_fails_with_one_clear_line() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// A migrated database with a tenant and a campaign; returns (tenant id, campaign id).
+async fn tenant_and_campaign(db: &TestDb) -> (String, String) {
+    assert!(dialer(Some(db), &["migrate"]).status.success());
+    let t = json(&dialer(Some(db), &["tenant", "create", "T", "--json"]));
+    let tenant = t["tenant"]["id"].as_str().unwrap().to_string();
+    let c = json(&dialer(
+        Some(db),
+        &[
+            "campaign", "create", "--tenant", &tenant, "--name", "C", "--json",
+        ],
+    ));
+    (tenant, c["id"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn leads_import_reports_every_row_and_writes_the_rejected_ones_to_csv() {
+    let db = TestDb::create().await;
+    let (_, campaign) = tenant_and_campaign(&db).await;
+    let report = json(&dialer(
+        Some(&db),
+        &[
+            "leads",
+            "import",
+            "sample_leads.csv",
+            "--campaign",
+            &campaign,
+            "--json",
+        ],
+    ));
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["rows"], report["accepted"]);
+
+    let dir = std::env::temp_dir().join(format!("dialer-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tab.tsv");
+    std::fs::write(
+        &file,
+        "Mobile\tCell Type\n07700 900123\tx\n020 7946 0958\ty\n020 7946 0958\tz\n",
+    )
+    .unwrap();
+    let errors = dir.join("errors.csv");
+    let o = dialer(
+        Some(&db),
+        &[
+            "leads",
+            "import",
+            file.to_str().unwrap(),
+            "--campaign",
+            &campaign,
+            "--default-region",
+            "GB",
+            "--errors-csv",
+            errors.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("accepted: 1") && out.contains("rejected: 2"),
+        "{out}"
+    );
+    let written = std::fs::read_to_string(&errors).unwrap();
+    assert!(
+        written.starts_with("row,column,value,code,reason\n2,Mobile,07700 900123,invalid_phone,"),
+        "{written}"
+    );
+    assert!(
+        written.contains("4,Mobile,020 7946 0958,duplicate_in_file,+442079460958 is also on row 3"),
+        "{written}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let o = dialer(
+        Some(&db),
+        &["leads", "import", "Cargo.lock", "--campaign", &campaign],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no phone column in the header"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn dnc_commands_normalise_numbers_and_keep_lists_apart() {
+    let db = TestDb::create().await;
+    let (tenant, _) = tenant_and_campaign(&db).await;
+    let added = json(&dialer(
+        Some(&db),
+        &[
+            "dnc",
+            "add",
+            "(212) 555-0147",
+            "--tenant",
+            &tenant,
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        added,
+        serde_json::json!({ "phone": "+12125550147", "added": true })
+    );
+    let again = json(&dialer(
+        Some(&db),
+        &[
+            "dnc",
+            "add",
+            "+1 212-555-0147",
+            "--tenant",
+            &tenant,
+            "--json",
+        ],
+    ));
+    assert_eq!(again["added"], false);
+    json(&dialer(
+        Some(&db),
+        &[
+            "dnc",
+            "add",
+            "020 7946 0958",
+            "--global",
+            "--region",
+            "GB",
+            "--json",
+        ],
+    ));
+    let check = json(&dialer(
+        Some(&db),
+        &[
+            "dnc",
+            "check",
+            "+44 20 7946 0958",
+            "--tenant",
+            &tenant,
+            "--json",
+        ],
+    ));
+    assert_eq!(check["dialable"], false);
+    assert_eq!(check["entries"][0]["global"], true);
+
+    let file = std::env::temp_dir().join(format!("dnc-{}.txt", uuid::Uuid::new_v4()));
+    std::fs::write(&file, "2125550148\n(212) 555-0147\nnot a number\n").unwrap();
+    let report = json(&dialer(
+        Some(&db),
+        &[
+            "dnc",
+            "import",
+            file.to_str().unwrap(),
+            "--tenant",
+            &tenant,
+            "--json",
+        ],
+    ));
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(
+        (report["rows"].as_u64(), report["added"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(report["already_listed"], 1);
+    assert_eq!(report["errors"][0]["row"], 3);
+
+    let removed = json(&dialer(
+        Some(&db),
+        &[
+            "dnc",
+            "remove",
+            "212-555-0147",
+            "--tenant",
+            &tenant,
+            "--json",
+        ],
+    ));
+    assert_eq!(removed["removed"], true);
+    let check = json(&dialer(
+        Some(&db),
+        &[
+            "dnc",
+            "check",
+            "212-555-0147",
+            "--tenant",
+            &tenant,
+            "--json",
+        ],
+    ));
+    assert_eq!(check["dialable"], true);
+    let o = dialer(Some(&db), &["dnc", "add", "12"]);
+    assert!(!o.status.success(), "a list must be named");
+}

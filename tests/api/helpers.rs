@@ -219,3 +219,99 @@ impl Outage {
         self.up.store(true, Ordering::SeqCst);
     }
 }
+
+/// A tenant with an admin API key, and a campaign of it.
+pub struct Tenant {
+    pub id: dialer::tenant::TenantId,
+    pub key: String,
+    pub campaign: dialer::campaign::Campaign,
+}
+
+impl TestApp {
+    pub async fn tenant(&self, name: &str) -> Tenant {
+        let hasher = dialer::auth::KeyHasher::new(Some("test-pepper".to_string().into()));
+        let mut conn = self.db.acquire().await.unwrap();
+        let created = dialer::tenant::repo::create_with_admin_key(&mut conn, name, &hasher)
+            .await
+            .unwrap();
+        let new = dialer::campaign::NewCampaign::with_defaults("Spring").unwrap();
+        let campaign = dialer::campaign::repo::insert(&mut conn, created.tenant.id, &new)
+            .await
+            .unwrap();
+        Tenant {
+            id: created.tenant.id,
+            key: created.admin_key,
+            campaign,
+        }
+    }
+
+    /// Uploads `csv` to `campaign` as `key`, with extra multipart text fields.
+    pub async fn upload(
+        &self,
+        key: &str,
+        campaign: &str,
+        name: &str,
+        csv: Vec<u8>,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(csv).file_name(name.to_string()),
+        );
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        self.client
+            .post(format!(
+                "{}/api/v1/campaigns/{campaign}/leads",
+                self.address
+            ))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_as(&self, key: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.address, path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads and waits for the import to finish; returns its report.
+    pub async fn import(
+        &self,
+        t: &Tenant,
+        csv: &[u8],
+        fields: &[(&str, &str)],
+    ) -> serde_json::Value {
+        let r = self
+            .upload(
+                &t.key,
+                &t.campaign.id.to_string(),
+                "leads.csv",
+                csv.to_vec(),
+                fields,
+            )
+            .await;
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+        let body: serde_json::Value = r.json().await.unwrap();
+        let url = body["status_url"].as_str().unwrap().to_string();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let report: serde_json::Value = self.get_as(&t.key, &url).await.json().await.unwrap();
+            if report["status"] == "completed" || report["status"] == "failed" {
+                return report;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "import never finished: {report}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -3,4 +3,5 @@
 mod cli;
 mod health;
 mod helpers;
+mod import;
 mod schema;

@@ -1,0 +1,242 @@
+//! Lead uploads and their reports.
+
+use std::io::Read;
+
+use axum::Json;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
+
+use super::{ApiError, Caller};
+use crate::campaign::CampaignId;
+use crate::lead::import::{self, ImportOptions};
+use crate::lead::mapping::{self, Field};
+use crate::startup::AppState;
+
+/// Rejected rows listed in the JSON report; the CSV download has all of them.
+const REPORT_ERRORS: i64 = 1000;
+
+pub async fn template() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"leads_template.csv\"",
+            ),
+        ],
+        crate::lead::TEMPLATE_CSV,
+    )
+}
+
+/// An uploaded file on disk, removed when dropped.
+struct Upload {
+    path: std::path::PathBuf,
+    name: String,
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Streams the multipart `file` field to a temporary file (memory stays flat for any size)
+/// and collects the text fields.
+async fn receive(
+    mut multipart: Multipart,
+) -> Result<(Option<Upload>, Vec<(String, String)>), ApiError> {
+    let mut upload = None;
+    let mut fields = Vec::new();
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::invalid(
+            "invalid_upload",
+            format!("the multipart body cannot be read: {e}"),
+            None,
+        )
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            let up = Upload {
+                path: std::env::temp_dir()
+                    .join(format!("dialer-upload-{}.csv", Uuid::new_v4().simple())),
+                name: field.file_name().unwrap_or("upload.csv").to_string(),
+            };
+            let mut out = tokio::fs::File::create(&up.path).await.map_err(|e| {
+                ApiError::Internal(anyhow::anyhow!("creating {}: {e}", up.path.display()))
+            })?;
+            while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                out.write_all(&chunk)
+                    .await
+                    .map_err(|e| ApiError::Internal(anyhow::anyhow!("writing upload: {e}")))?;
+            }
+            out.flush()
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            upload = Some(up);
+        } else {
+            let value = field.text().await.map_err(bad)?;
+            fields.push((name, value));
+        }
+    }
+    Ok((upload, fields))
+}
+
+/// Checks the start of the file and its header before a job is created, so a file that
+/// is not CSV is refused at once and leaves nothing behind.
+fn precheck(path: &std::path::Path, mappings: &[(String, Field)]) -> Result<(), ApiError> {
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let complete = head.len() < 64 * 1024;
+    let invalid =
+        |e: mapping::FileError| ApiError::invalid("invalid_file", e.to_string(), Some("file"));
+    let sniffed = mapping::sniff(&head, complete).map_err(invalid)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(sniffed.delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(&head[sniffed.bom..]);
+    let header: Vec<String> = match reader.records().next() {
+        Some(Ok(r)) => r.iter().map(|c| c.trim().to_string()).collect(),
+        _ => {
+            return Err(invalid(mapping::FileError::NotCsv(
+                "the header line cannot be read as CSV".into(),
+            )));
+        }
+    };
+    mapping::map_columns(header, mappings).map_err(invalid)?;
+    Ok(())
+}
+
+/// `POST /api/v1/campaigns/{id}/leads`: multipart with `file`, optional `default_region`
+/// and repeatable `map` ("CSV column=field"). Answers 202 with the import's id; the import
+/// runs in the background and `GET /api/v1/imports/{id}` follows it.
+pub async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    multipart: Multipart,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_manager()?;
+    let not_found = || ApiError::NotFound(format!("no campaign {id}"));
+    let campaign_id: CampaignId = id.parse().map_err(|_| not_found())?;
+    let campaign = crate::campaign::repo::get(
+        &mut *state.db.acquire().await?,
+        Some(caller.tenant),
+        campaign_id,
+    )
+    .await?
+    .ok_or_else(not_found)?;
+    let (upload, fields) = receive(multipart).await?;
+    let upload = upload.ok_or_else(|| {
+        ApiError::invalid(
+            "missing_file",
+            "the multipart field `file` is missing",
+            Some("file"),
+        )
+    })?;
+    let raw_maps: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "map")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let mappings = mapping::parse_mappings(&raw_maps)
+        .map_err(|e| ApiError::invalid("invalid_mapping", e.to_string(), Some("map")))?;
+    let default_region = match fields.iter().find(|(k, _)| k == "default_region") {
+        Some((_, v)) if !v.trim().is_empty() => {
+            Some(crate::phone::Region::parse(v).map_err(|e| {
+                ApiError::invalid("invalid_region", e.to_string(), Some("default_region"))
+            })?)
+        }
+        _ => None,
+    };
+    precheck(&upload.path, &mappings)?;
+    let options = serde_json::json!({
+        "mappings": raw_maps,
+        "default_region": default_region.map(|r| r.to_string()),
+        "source": "api",
+        "api_key_id": caller.key_id,
+    });
+    let job = import::create_job(
+        &state.db,
+        caller.tenant,
+        Some(campaign.id.0),
+        "leads",
+        &upload.name,
+        options,
+    )
+    .await?;
+    let db = state.db.clone();
+    state.tasks.spawn(async move {
+        let file = match std::fs::File::open(&upload.path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(import.id = %job, error = %e, "uploaded file vanished");
+                return;
+            }
+        };
+        let input = Box::new(std::io::BufReader::with_capacity(1 << 20, file));
+        let options = ImportOptions { mappings, default_region };
+        match import::import_leads(&db, job, &campaign, input, options, |_| {}).await {
+            Ok(r) => tracing::info!(import.id = %job, rows = r.rows, accepted = r.accepted, rejected = r.rejected, "import finished"),
+            Err(e) => tracing::warn!(import.id = %job, error = %e, "import failed"),
+        }
+        drop(upload);
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "import_id": job,
+            "status": "queued",
+            "status_url": format!("/api/v1/imports/{job}"),
+            "errors_url": format!("/api/v1/imports/{job}/errors.csv"),
+        })),
+    ))
+}
+
+fn import_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::NotFound(format!("no import {id}")))
+}
+
+/// `GET /api/v1/imports/{id}`: status, counts by reason, and the first rejected rows.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_manager()?;
+    let job = import_id(&id)?;
+    let report = import::report(&state.db, caller.tenant, job, Some(REPORT_ERRORS))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no import {id}")))?;
+    Ok(Json(report))
+}
+
+/// `GET /api/v1/imports/{id}/errors.csv`: every rejected row.
+pub async fn errors_csv(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_manager()?;
+    let job = import_id(&id)?;
+    import::report(&state.db, caller.tenant, job, Some(0))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no import {id}")))?;
+    let errors = import::errors(&state.db, caller.tenant, job, None).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"import-{job}-errors.csv\""),
+            ),
+        ],
+        import::errors_csv(&errors),
+    ))
+}

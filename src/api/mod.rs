@@ -1,0 +1,189 @@
+//! The REST API under `/api/v1`: API-key authentication, one JSON error shape, and the
+//! resources (imports and DNC lists so far).
+
+pub mod dnc;
+pub mod imports;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::Role;
+use crate::startup::AppState;
+use crate::tenant::TenantId;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/leads/template.csv", get(imports::template))
+        .route("/api/v1/campaigns/{id}/leads", post(imports::upload))
+        .route("/api/v1/imports/{id}", get(imports::show))
+        .route("/api/v1/imports/{id}/errors.csv", get(imports::errors_csv))
+        .route("/api/v1/dnc", get(dnc::list).post(dnc::add))
+        .route("/api/v1/dnc/import", post(dnc::import))
+        .route("/api/v1/dnc/{number}", get(dnc::check).delete(dnc::remove))
+}
+
+/// Every API error: `{"error": {"code", "message", "field"?}}`. 4xx bodies say what was
+/// wrong; 5xx bodies are opaque and the cause is logged once.
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    Invalid {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(code: &'static str, message: impl Into<String>, field: Option<&str>) -> Self {
+        ApiError::Invalid {
+            code,
+            message: message.into(),
+            field: field.map(String::from),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, field) = match &self {
+            ApiError::Unauthorized(m) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", m.as_str(), None)
+            }
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.as_str(), None),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.as_str(), None),
+            ApiError::Invalid {
+                code,
+                message,
+                field,
+            } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                *code,
+                message.as_str(),
+                field.as_deref(),
+            ),
+            ApiError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                    None,
+                )
+            }
+        };
+        let mut response = (
+            status,
+            axum::Json(ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message,
+                    field,
+                },
+            }),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Internal(e)
+    }
+}
+
+/// The authenticated caller: whose key, which tenant, which role.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key_id: Uuid,
+    pub tenant: TenantId,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Admins and managers run campaigns, leads and lists; agents do not.
+    pub fn require_manager(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin | Role::Manager => Ok(()),
+            Role::Agent => Err(ApiError::Forbidden(
+                "this needs an admin or manager API key".into(),
+            )),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::Unauthorized("missing `Authorization: Bearer <API key>` header".into())
+        })?;
+        let key = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be `Bearer <API key>`".into())
+            })?;
+        let hash = state.hasher.hash(key);
+        let row: Option<(Uuid, TenantId, String)> = sqlx::query_as(
+            "UPDATE api_keys SET last_used_at = now() WHERE key_hash = $1 AND revoked_at IS NULL \
+             RETURNING id, tenant_id, role",
+        )
+        .bind(&hash)
+        .fetch_optional(&state.db)
+        .await?;
+        let (key_id, tenant, role) =
+            row.ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))?;
+        let role = Role::parse(&role).ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("api key {key_id} has role {role}"))
+        })?;
+        Ok(Caller {
+            key_id,
+            tenant,
+            role,
+        })
+    }
+}

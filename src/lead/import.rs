@@ -1,0 +1,777 @@
+//! The lead importer, shared by `dialer leads import` and the upload API.
+//!
+//! Pipeline (memory bounded, whatever the file size):
+//! reader thread (sniff, header, CSV records in batches) → worker threads on every core
+//! (parse and validate phones) → in-order checks against the campaign's existing numbers,
+//! the DNC lists and the file itself → a writer task that COPYs accepted leads and
+//! rejected rows to Postgres, one batch in flight while the next is checked.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use serde::Serialize;
+use sqlx::{PgPool, Row};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::mapping::{self, Columns, Field, FileError};
+use super::row::{self, CleanLead, RejectCode, RowError};
+use crate::campaign::Campaign;
+use crate::phone::Region;
+use crate::tenant::TenantId;
+
+/// Rows per batch handed to a worker.
+const BATCH_ROWS: usize = 4096;
+/// Accepted rows per COPY.
+const FLUSH_ROWS: usize = 25_000;
+/// Bytes read to recognise the file before anything is written.
+const SNIFF_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// `--map "CSV column=field"` entries, already parsed.
+    pub mappings: Vec<(String, Field)>,
+    /// Region for national numbers when a row has no country; the campaign's by default.
+    pub default_region: Option<Region>,
+}
+
+/// Counts so far; the CLI's progress bar and the job row show them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Progress {
+    pub rows: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
+/// What an import did, as the campaign manager reads it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub import_id: Uuid,
+    pub kind: String,
+    pub campaign_id: Option<Uuid>,
+    pub status: String,
+    pub file_name: String,
+    pub rows: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Why the whole file failed, when it did.
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Rejected rows in file order (the first ones only when listed from the API).
+    pub errors: Vec<RowError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file as a whole cannot be imported; nothing was written.
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("reading the file failed: {0}")]
+    Read(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Creates the job row that reports progress and the result.
+pub async fn create_job(
+    pool: &PgPool,
+    tenant: TenantId,
+    campaign: Option<Uuid>,
+    kind: &str,
+    file_name: &str,
+    options: serde_json::Value,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO import_jobs (id, tenant_id, campaign_id, kind, file_name, options) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(campaign)
+    .bind(kind)
+    .bind(file_name)
+    .bind(options)
+    .execute(pool)
+    .await?;
+    Ok(id)
+}
+
+/// One batch of records from the reader.
+struct Batch {
+    index: u64,
+    first_row: u64,
+    records: Vec<csv::ByteRecord>,
+}
+
+type Validated = Vec<Result<CleanLead, RowError>>;
+
+/// Reads the head of `input`, refuses what is not CSV, maps the header, then streams
+/// batches of records. Returns the columns (or why the file is refused) through `ready`.
+fn spawn_reader(
+    mut input: Box<dyn Read + Send>,
+    mappings: Vec<(String, Field)>,
+    ready: tokio::sync::oneshot::Sender<Result<Columns, ImportError>>,
+    batches: std_mpsc::SyncSender<Batch>,
+    read_error: Arc<Mutex<Option<String>>>,
+) {
+    std::thread::spawn(move || {
+        let mut head = Vec::with_capacity(SNIFF_BYTES);
+        if let Err(e) = (&mut input).take(SNIFF_BYTES as u64).read_to_end(&mut head) {
+            let _ = ready.send(Err(ImportError::Read(e.to_string())));
+            return;
+        }
+        let complete = head.len() < SNIFF_BYTES;
+        let sniffed = match mapping::sniff(&head, complete) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = ready.send(Err(e.into()));
+                return;
+            }
+        };
+        let body = std::io::Cursor::new(head).chain(input);
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(sniffed.delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(body);
+        let mut record = csv::ByteRecord::new();
+        let header = match reader.read_byte_record(&mut record) {
+            Ok(true) => record
+                .iter()
+                .map(|c| {
+                    String::from_utf8_lossy(c)
+                        .trim_start_matches('\u{feff}')
+                        .trim()
+                        .to_string()
+                })
+                .collect::<Vec<_>>(),
+            Ok(false) => {
+                let _ = ready.send(Err(FileError::Empty.into()));
+                return;
+            }
+            Err(e) => {
+                let _ = ready.send(Err(FileError::NotCsv(format!(
+                    "the header cannot be read as CSV: {e}"
+                ))
+                .into()));
+                return;
+            }
+        };
+        match mapping::map_columns(header, &mappings) {
+            Ok(columns) => {
+                if ready.send(Ok(columns)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e.into()));
+                return;
+            }
+        }
+        // Data rows start at spreadsheet row 2.
+        let (mut index, mut next_row) = (0u64, 2u64);
+        loop {
+            let mut records = Vec::with_capacity(BATCH_ROWS);
+            while records.len() < BATCH_ROWS {
+                let mut r = csv::ByteRecord::new();
+                match reader.read_byte_record(&mut r) {
+                    Ok(true) => records.push(r),
+                    Ok(false) => break,
+                    Err(e) => {
+                        *read_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(format!("row {}: {e}", next_row + records.len() as u64));
+                        break;
+                    }
+                }
+            }
+            if records.is_empty() {
+                return;
+            }
+            let n = records.len() as u64;
+            let done = records.len() < BATCH_ROWS;
+            if batches
+                .send(Batch {
+                    index,
+                    first_row: next_row,
+                    records,
+                })
+                .is_err()
+            {
+                return;
+            }
+            index += 1;
+            next_row += n;
+            if done {
+                return;
+            }
+        }
+    });
+}
+
+/// Validates batches on every core.
+fn spawn_workers(
+    columns: Arc<Columns>,
+    region: Region,
+    batches: std_mpsc::Receiver<Batch>,
+    results: mpsc::Sender<(u64, Validated)>,
+) {
+    let batches = Arc::new(Mutex::new(batches));
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    for _ in 0..workers {
+        let (batches, results, columns) = (batches.clone(), results.clone(), columns.clone());
+        std::thread::spawn(move || {
+            loop {
+                let next = batches.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok(batch) = next else { return };
+                let validated: Validated = batch
+                    .records
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, bytes)| {
+                        let row = batch.first_row + i as u64;
+                        match csv::StringRecord::from_byte_record(bytes) {
+                            Ok(rec) => row::validate(&rec, row, &columns, region),
+                            Err(e) => Err(RowError {
+                                row,
+                                column: columns.headers.get(e.utf8_error().field()).cloned(),
+                                value: None,
+                                code: RejectCode::MalformedRow,
+                                reason:
+                                    "the row is not valid UTF-8; save the file as \"CSV UTF-8\""
+                                        .into(),
+                            }),
+                        }
+                    })
+                    .collect();
+                if results.blocking_send((batch.index, validated)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// What the writer task puts into Postgres in one go.
+#[derive(Default)]
+struct Flush {
+    leads: Vec<u8>,
+    errors: Vec<u8>,
+    dnc_adds: Vec<String>,
+    progress: Progress,
+    by_reason: BTreeMap<RejectCode, u64>,
+}
+
+/// Appends one field of Postgres COPY text format.
+fn copy_field(buf: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        None => buf.extend_from_slice(b"\\N"),
+        Some(v) => {
+            for b in v.bytes() {
+                match b {
+                    b'\\' => buf.extend_from_slice(b"\\\\"),
+                    b'\t' => buf.extend_from_slice(b"\\t"),
+                    b'\n' => buf.extend_from_slice(b"\\n"),
+                    b'\r' => buf.extend_from_slice(b"\\r"),
+                    _ => buf.push(b),
+                }
+            }
+        }
+    }
+}
+
+fn copy_row(buf: &mut Vec<u8>, fields: &[Option<&str>]) {
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            buf.push(b'\t');
+        }
+        copy_field(buf, *f);
+    }
+    buf.push(b'\n');
+}
+
+/// Tenant, campaign and job ids as text, for COPY rows.
+struct Ids {
+    tenant: String,
+    campaign: String,
+    job: String,
+    /// The file's own header of the phone column, for rejection reports.
+    phone_column: String,
+}
+
+fn push_lead(buf: &mut Vec<u8>, ids: &Ids, l: &CleanLead) {
+    let zones = format!("{{{}}}", l.zones.join(","));
+    let priority = l.priority.to_string();
+    copy_row(
+        buf,
+        &[
+            Some(&ids.tenant),
+            Some(&ids.campaign),
+            Some(&ids.job),
+            Some(&l.phone_raw),
+            Some(l.phone.as_str()),
+            l.region.as_ref().map(|r| r.as_str()),
+            Some(&zones),
+            l.first_name.as_deref(),
+            l.last_name.as_deref(),
+            l.phone_type.as_deref(),
+            Some(&priority),
+            l.notes.as_deref(),
+            Some(&l.custom),
+        ],
+    );
+}
+
+fn push_error(buf: &mut Vec<u8>, ids: &Ids, e: &RowError) {
+    let row = e.row.to_string();
+    copy_row(
+        buf,
+        &[
+            Some(&ids.job),
+            Some(&ids.tenant),
+            Some(&row),
+            e.column.as_deref(),
+            e.value.as_deref(),
+            Some(e.code.as_str()),
+            Some(&e.reason),
+        ],
+    );
+}
+
+fn reasons_json(by_reason: &BTreeMap<RejectCode, u64>) -> serde_json::Value {
+    serde_json::Value::Object(
+        by_reason
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), serde_json::Value::from(*v)))
+            .collect(),
+    )
+}
+
+/// Writes flushes in order on one connection, which also holds the campaign's import lock.
+async fn write_flush(
+    conn: &mut sqlx::PgConnection,
+    job: Uuid,
+    tenant: TenantId,
+    f: &Flush,
+) -> Result<(), sqlx::Error> {
+    if !f.leads.is_empty() {
+        let mut copy = conn
+            .copy_in_raw(
+                "COPY leads (tenant_id, campaign_id, import_id, phone_raw, phone_e164, region, time_zones, \
+                 first_name, last_name, phone_type, priority, notes, custom) FROM STDIN",
+            )
+            .await?;
+        copy.send(f.leads.as_slice()).await?;
+        copy.finish().await?;
+    }
+    if !f.errors.is_empty() {
+        let mut copy = conn
+            .copy_in_raw(
+                "COPY import_errors (import_id, tenant_id, row_number, column_name, value, code, reason) FROM STDIN",
+            )
+            .await?;
+        copy.send(f.errors.as_slice()).await?;
+        copy.finish().await?;
+    }
+    if !f.dnc_adds.is_empty() {
+        crate::dnc::repo::add_many(
+            &mut *conn,
+            Some(tenant),
+            &f.dnc_adds,
+            "import",
+            Some("do_not_call in an imported file"),
+        )
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE import_jobs SET rows_total = $2, rows_accepted = $3, rows_rejected = $4, rejected_by_reason = $5, \
+         heartbeat_at = now() WHERE id = $1",
+    )
+    .bind(job)
+    .bind(f.progress.rows as i64)
+    .bind(f.progress.accepted as i64)
+    .bind(f.progress.rejected as i64)
+    .bind(reasons_json(&f.by_reason))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Numbers on the tenant's and the global DNC lists, as E.164 digit keys.
+async fn load_dnc(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Result<(HashSet<u64>, HashSet<u64>), sqlx::Error> {
+    let mut tenant_set = HashSet::new();
+    let mut global_set = HashSet::new();
+    let mut rows = sqlx::query("SELECT phone_e164, tenant_id IS NULL AS global FROM dnc_numbers WHERE tenant_id = $1 OR tenant_id IS NULL")
+        .bind(tenant)
+        .fetch(pool);
+    while let Some(r) = rows.try_next().await? {
+        let phone: String = r.get(0);
+        let key: u64 = phone[1..].parse().unwrap_or(0);
+        if r.get::<bool, _>(1) {
+            global_set.insert(key);
+        } else {
+            tenant_set.insert(key);
+        }
+    }
+    Ok((tenant_set, global_set))
+}
+
+/// Imports `input` into `campaign` under job `job`, calling `on_progress` as rows are checked.
+/// A file that is not CSV fails before anything is written; a bad row never stops the import.
+pub async fn import_leads(
+    pool: &PgPool,
+    job: Uuid,
+    campaign: &Campaign,
+    input: Box<dyn Read + Send>,
+    options: ImportOptions,
+    mut on_progress: impl FnMut(&Progress) + Send,
+) -> Result<ImportReport, ImportError> {
+    let tenant = campaign.tenant_id;
+    sqlx::query("UPDATE import_jobs SET status = 'running', started_at = now(), heartbeat_at = now() WHERE id = $1")
+        .bind(job)
+        .execute(pool)
+        .await?;
+    let outcome = run_pipeline(pool, job, campaign, input, options, &mut on_progress).await;
+    match outcome {
+        Ok(()) => {
+            sqlx::query("UPDATE import_jobs SET status = 'completed', finished_at = now(), heartbeat_at = now() WHERE id = $1")
+                .bind(job)
+                .execute(pool)
+                .await?;
+        }
+        Err(ref e) => {
+            tracing::warn!(import.id = %job, error = %e, "import failed");
+            sqlx::query("UPDATE import_jobs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1")
+                .bind(job)
+                .bind(e.to_string())
+                .execute(pool)
+                .await?;
+        }
+    }
+    let report = report(pool, tenant, job, None)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    outcome.map(|()| report)
+}
+
+async fn run_pipeline(
+    pool: &PgPool,
+    job: Uuid,
+    campaign: &Campaign,
+    input: Box<dyn Read + Send>,
+    options: ImportOptions,
+    on_progress: &mut (impl FnMut(&Progress) + Send),
+) -> Result<(), ImportError> {
+    let tenant = campaign.tenant_id;
+    let region = match options.default_region {
+        Some(r) => r,
+        None => Region::parse(&campaign.default_region)
+            .map_err(|e| FileError::BadMapping(e.to_string()))?,
+    };
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (batch_tx, batch_rx) = std_mpsc::sync_channel::<Batch>(4);
+    let read_error = Arc::new(Mutex::new(None));
+    spawn_reader(
+        input,
+        options.mappings,
+        ready_tx,
+        batch_tx,
+        read_error.clone(),
+    );
+    let columns = ready_rx
+        .await
+        .map_err(|_| ImportError::Read("the reader stopped unexpectedly".into()))??;
+    let phone_column = columns.header_of(Field::Phone).to_string();
+    let (result_tx, mut result_rx) = mpsc::channel::<(u64, Validated)>(8);
+    spawn_workers(Arc::new(columns), region, batch_rx, result_tx);
+
+    // One connection writes everything and holds the campaign's import lock, so two imports
+    // into one campaign cannot both accept the same number.
+    let mut writer_conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1::text, 0))")
+        .bind(campaign.id.0)
+        .execute(&mut *writer_conn)
+        .await?;
+    let mut existing: HashSet<u64> = HashSet::new();
+    {
+        let mut rows =
+            sqlx::query_scalar::<_, String>("SELECT phone_e164 FROM leads WHERE campaign_id = $1")
+                .bind(campaign.id)
+                .fetch(&mut *writer_conn);
+        while let Some(p) = rows.try_next().await? {
+            existing.insert(p[1..].parse().unwrap_or(0));
+        }
+    }
+    let (mut tenant_dnc, global_dnc) = load_dnc(pool, tenant).await?;
+
+    let (flush_tx, mut flush_rx) = mpsc::channel::<Flush>(1);
+    let lock_key = campaign.id.0;
+    let writer = tokio::spawn(async move {
+        let mut result = Ok(());
+        while let Some(f) = flush_rx.recv().await {
+            if result.is_ok() {
+                result = write_flush(&mut writer_conn, job, tenant, &f).await;
+            }
+        }
+        let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1::text, 0))")
+            .bind(lock_key)
+            .execute(&mut *writer_conn)
+            .await;
+        result
+    });
+
+    let ids = Ids {
+        tenant: tenant.to_string(),
+        campaign: campaign.id.to_string(),
+        job: job.to_string(),
+        phone_column,
+    };
+    let mut first_row_of: HashMap<u64, u32> = HashMap::new();
+    let mut pending: BTreeMap<u64, Validated> = BTreeMap::new();
+    let mut next_index = 0u64;
+    let mut flush = Flush::default();
+    let mut accepted_in_flush = 0usize;
+    let mut last_flush = std::time::Instant::now();
+    let mut writer_failed = false;
+
+    while let Some((index, validated)) = result_rx.recv().await {
+        pending.insert(index, validated);
+        while let Some(validated) = pending.remove(&next_index) {
+            next_index += 1;
+            for item in validated {
+                flush.progress.rows += 1;
+                let rejected = match item {
+                    Err(e) => Some(e),
+                    Ok(lead) => check_lead(
+                        lead,
+                        &mut first_row_of,
+                        &existing,
+                        &mut tenant_dnc,
+                        &global_dnc,
+                        &mut flush,
+                        &ids,
+                    ),
+                };
+                match rejected {
+                    Some(e) => {
+                        flush.progress.rejected += 1;
+                        *flush.by_reason.entry(e.code).or_default() += 1;
+                        push_error(&mut flush.errors, &ids, &e);
+                    }
+                    None => {
+                        flush.progress.accepted += 1;
+                        accepted_in_flush += 1;
+                    }
+                }
+            }
+            on_progress(&flush.progress);
+            if accepted_in_flush >= FLUSH_ROWS
+                || last_flush.elapsed() > std::time::Duration::from_secs(2)
+            {
+                let next = Flush {
+                    progress: flush.progress.clone(),
+                    by_reason: flush.by_reason.clone(),
+                    ..Flush::default()
+                };
+                if flush_tx
+                    .send(std::mem::replace(&mut flush, next))
+                    .await
+                    .is_err()
+                {
+                    writer_failed = true;
+                    break;
+                }
+                accepted_in_flush = 0;
+                last_flush = std::time::Instant::now();
+            }
+        }
+        if writer_failed {
+            break;
+        }
+    }
+    drop(result_rx);
+    let _ = flush_tx.send(flush).await;
+    drop(flush_tx);
+    writer
+        .await
+        .map_err(|e| ImportError::Read(format!("the writer task failed: {e}")))??;
+    if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(ImportError::Read(format!(
+            "{e}; the rows before it were imported, the rest of the file was not read"
+        )));
+    }
+    Ok(())
+}
+
+/// The checks that need state beyond the row, in the order a manager expects to read them.
+fn check_lead(
+    lead: CleanLead,
+    first_row_of: &mut HashMap<u64, u32>,
+    existing: &HashSet<u64>,
+    tenant_dnc: &mut HashSet<u64>,
+    global_dnc: &HashSet<u64>,
+    flush: &mut Flush,
+    ids: &Ids,
+) -> Option<RowError> {
+    let key = lead.phone_key;
+    let reject = |code: RejectCode, reason: String| {
+        Some(RowError {
+            row: lead.row,
+            column: Some(ids.phone_column.clone()),
+            value: Some(lead.phone_raw.clone()),
+            code,
+            reason,
+        })
+    };
+    if lead.do_not_call {
+        if tenant_dnc.insert(key) {
+            flush.dnc_adds.push(lead.phone.as_str().to_string());
+        }
+        return reject(
+            RejectCode::DoNotCallFlag,
+            format!(
+                "marked do_not_call: {} is now on the tenant's do-not-call list",
+                lead.phone
+            ),
+        );
+    }
+    if global_dnc.contains(&key) {
+        return reject(
+            RejectCode::DncGlobal,
+            format!("{} is on the global do-not-call list", lead.phone),
+        );
+    }
+    if tenant_dnc.contains(&key) {
+        return reject(
+            RejectCode::DncTenant,
+            format!("{} is on the tenant's do-not-call list", lead.phone),
+        );
+    }
+    if existing.contains(&key) {
+        return reject(
+            RejectCode::DuplicateInCampaign,
+            format!("{} is already a lead in this campaign", lead.phone),
+        );
+    }
+    if let Some(first) = first_row_of.get(&key) {
+        return reject(
+            RejectCode::DuplicateInFile,
+            format!("{} is also on row {first}", lead.phone),
+        );
+    }
+    first_row_of.insert(key, u32::try_from(lead.row).unwrap_or(u32::MAX));
+    push_lead(&mut flush.leads, ids, &lead);
+    None
+}
+
+/// The report of an import of this tenant (`None`: no such import for this tenant);
+/// `error_limit` caps the listed rejected rows.
+pub async fn report(
+    pool: &PgPool,
+    tenant: TenantId,
+    job: Uuid,
+    error_limit: Option<i64>,
+) -> Result<Option<ImportReport>, sqlx::Error> {
+    let Some(r) = sqlx::query(
+        "SELECT id, kind, campaign_id, status, file_name, rows_total, rows_accepted, rows_rejected, \
+         rejected_by_reason, error, created_at, finished_at FROM import_jobs WHERE id = $1 AND tenant_id = $2",
+    )
+    .bind(job)
+    .bind(tenant)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let by_reason: serde_json::Value = r.get("rejected_by_reason");
+    let errors = errors(pool, tenant, job, error_limit).await?;
+    Ok(Some(ImportReport {
+        import_id: r.get("id"),
+        kind: r.get("kind"),
+        campaign_id: r.get("campaign_id"),
+        status: r.get("status"),
+        file_name: r.get("file_name"),
+        rows: r.get::<i64, _>("rows_total") as u64,
+        accepted: r.get::<i64, _>("rows_accepted") as u64,
+        rejected: r.get::<i64, _>("rows_rejected") as u64,
+        rejected_by_reason: serde_json::from_value(by_reason).unwrap_or_default(),
+        error: r.get("error"),
+        created_at: r.get("created_at"),
+        finished_at: r.get("finished_at"),
+        errors,
+    }))
+}
+
+/// Rejected rows of an import, in file order.
+pub async fn errors(
+    pool: &PgPool,
+    tenant: TenantId,
+    job: Uuid,
+    limit: Option<i64>,
+) -> Result<Vec<RowError>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT row_number, column_name, value, code, reason FROM import_errors \
+         WHERE import_id = $1 AND tenant_id = $2 ORDER BY row_number LIMIT $3",
+    )
+    .bind(job)
+    .bind(tenant)
+    .bind(limit.unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RowError {
+            row: r.get::<i64, _>(0) as u64,
+            column: r.get(1),
+            value: r.get(2),
+            code: serde_json::from_value(serde_json::Value::String(r.get(3)))
+                .unwrap_or(RejectCode::MalformedRow),
+            reason: r.get(4),
+        })
+        .collect())
+}
+
+/// The rejected rows as CSV (row, column, value, code, reason), for download.
+pub fn errors_csv(errors: &[RowError]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(["row", "column", "value", "code", "reason"]);
+    for e in errors {
+        let _ = w.write_record([
+            e.row.to_string().as_str(),
+            e.column.as_deref().unwrap_or(""),
+            &crate::lead::spreadsheet_safe(e.value.as_deref().unwrap_or("")),
+            e.code.as_str(),
+            &e.reason,
+        ]);
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+/// How long a running import may go without a heartbeat before it counts as interrupted.
+pub const STALE_AFTER_SECS: i64 = 120;
+
+/// Marks imports whose process died (no heartbeat for `STALE_AFTER_SECS`) as failed, so
+/// nobody waits on them forever. Safe on every instance: one UPDATE with a condition.
+pub async fn fail_interrupted(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE import_jobs SET status = 'failed', finished_at = now(), \
+         error = 'interrupted: the daemon stopped during the import; upload the file again \
+         (rows already imported are kept and will be reported as duplicates)' \
+         WHERE status IN ('queued', 'running') \
+         AND coalesce(heartbeat_at, created_at) < now() - make_interval(secs => $1)",
+    )
+    .bind(STALE_AFTER_SECS as f64)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
