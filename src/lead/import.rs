@@ -6,13 +6,14 @@
 //! the DNC lists and the file itself → a writer task that COPYs accepted leads and
 //! rejected rows to Postgres, one batch in flight while the next is checked.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 use tokio::sync::mpsc;
@@ -273,6 +274,13 @@ struct Flush {
 fn copy_field(buf: &mut Vec<u8>, value: Option<&str>) {
     match value {
         None => buf.extend_from_slice(b"\\N"),
+        Some(v)
+            if !v
+                .bytes()
+                .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) =>
+        {
+            buf.extend_from_slice(v.as_bytes());
+        }
         Some(v) => {
             for b in v.bytes() {
                 match b {
@@ -307,7 +315,15 @@ struct Ids {
 }
 
 fn push_lead(buf: &mut Vec<u8>, ids: &Ids, l: &CleanLead) {
-    let zones = format!("{{{}}}", l.zones.join(","));
+    let mut zones = String::with_capacity(64);
+    zones.push('{');
+    for (i, z) in l.zones.iter().enumerate() {
+        if i > 0 {
+            zones.push(',');
+        }
+        zones.push_str(z);
+    }
+    zones.push('}');
     let priority = l.priority.to_string();
     copy_row(
         buf,
@@ -391,7 +407,9 @@ async fn write_flush(
         .await?;
     }
     sqlx::query(
-        "UPDATE import_jobs SET rows_total = $2, rows_accepted = $3, rows_rejected = $4, rejected_by_reason = $5, \
+        "UPDATE import_jobs SET rows_total = GREATEST(rows_total, $2), rows_accepted = GREATEST(rows_accepted, $3), \
+         rows_rejected = GREATEST(rows_rejected, $4), \
+         rejected_by_reason = CASE WHEN $2 >= rows_total THEN $5 ELSE rejected_by_reason END, \
          heartbeat_at = now() WHERE id = $1",
     )
     .bind(job)
@@ -409,8 +427,8 @@ async fn load_dnc(
     pool: &PgPool,
     tenant: TenantId,
 ) -> Result<(HashSet<u64>, HashSet<u64>), sqlx::Error> {
-    let mut tenant_set = HashSet::new();
-    let mut global_set = HashSet::new();
+    let mut tenant_set = HashSet::default();
+    let mut global_set = HashSet::default();
     let mut rows = sqlx::query("SELECT phone_e164, tenant_id IS NULL AS global FROM dnc_numbers WHERE tenant_id = $1 OR tenant_id IS NULL")
         .bind(tenant)
         .fetch(pool);
@@ -442,14 +460,21 @@ pub async fn import_leads(
         .execute(pool)
         .await?;
     let outcome = run_pipeline(pool, job, campaign, input, options, &mut on_progress).await;
-    match outcome {
-        Ok(()) => {
-            sqlx::query("UPDATE import_jobs SET status = 'completed', finished_at = now(), heartbeat_at = now() WHERE id = $1")
-                .bind(job)
-                .execute(pool)
-                .await?;
+    match &outcome {
+        Ok(t) => {
+            sqlx::query(
+                "UPDATE import_jobs SET status = 'completed', finished_at = now(), heartbeat_at = now(), \
+                 rows_total = $2, rows_accepted = $3, rows_rejected = $4, rejected_by_reason = $5 WHERE id = $1",
+            )
+            .bind(job)
+            .bind(t.progress.rows as i64)
+            .bind(t.progress.accepted as i64)
+            .bind(t.progress.rejected as i64)
+            .bind(reasons_json(&t.by_reason))
+            .execute(pool)
+            .await?;
         }
-        Err(ref e) => {
+        Err(e) => {
             tracing::warn!(import.id = %job, error = %e, "import failed");
             sqlx::query("UPDATE import_jobs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1")
                 .bind(job)
@@ -461,7 +486,7 @@ pub async fn import_leads(
     let report = report(pool, tenant, job, None)
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
-    outcome.map(|()| report)
+    outcome.map(|_| report)
 }
 
 async fn run_pipeline(
@@ -471,8 +496,7 @@ async fn run_pipeline(
     input: Box<dyn Read + Send>,
     options: ImportOptions,
     on_progress: &mut (impl FnMut(&Progress) + Send),
-) -> Result<(), ImportError> {
-    let tenant = campaign.tenant_id;
+) -> Result<Totals, ImportError> {
     let region = match options.default_region {
         Some(r) => r,
         None => Region::parse(&campaign.default_region)
@@ -495,40 +519,87 @@ async fn run_pipeline(
     let (result_tx, mut result_rx) = mpsc::channel::<(u64, Validated)>(8);
     spawn_workers(Arc::new(columns), region, batch_rx, result_tx);
 
-    // One connection writes everything and holds the campaign's import lock, so two imports
+    // One connection holds the campaign's import lock for the whole import, so two imports
     // into one campaign cannot both accept the same number.
-    let mut writer_conn = pool.acquire().await?;
+    let mut lock_conn = pool.acquire().await?;
     sqlx::query("SELECT pg_advisory_lock(hashtextextended($1::text, 0))")
         .bind(campaign.id.0)
-        .execute(&mut *writer_conn)
+        .execute(&mut *lock_conn)
         .await?;
-    let mut existing: HashSet<u64> = HashSet::new();
+    let result = check_and_write(
+        pool,
+        job,
+        campaign,
+        phone_column,
+        &mut lock_conn,
+        &mut result_rx,
+        on_progress,
+    )
+    .await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1::text, 0))")
+        .bind(campaign.id.0)
+        .execute(&mut *lock_conn)
+        .await;
+    drop(result_rx);
+    let totals = result?;
+    if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(ImportError::Read(format!(
+            "{e}; the rows before it were imported, the rest of the file was not read"
+        )));
+    }
+    Ok(totals)
+}
+
+/// Final counts of an import.
+pub struct Totals {
+    pub progress: Progress,
+    pub by_reason: BTreeMap<RejectCode, u64>,
+}
+
+/// COPY streams in parallel: Postgres spends most of an import's time checking
+/// constraints and updating indexes, one backend per stream.
+const WRITERS: usize = 2;
+
+/// Checks validated rows in file order and hands batches to the writers.
+async fn check_and_write(
+    pool: &PgPool,
+    job: Uuid,
+    campaign: &Campaign,
+    phone_column: String,
+    lock_conn: &mut sqlx::PgConnection,
+    result_rx: &mut mpsc::Receiver<(u64, Validated)>,
+    on_progress: &mut (impl FnMut(&Progress) + Send),
+) -> Result<Totals, ImportError> {
+    let tenant = campaign.tenant_id;
+    let mut existing: HashSet<u64> = HashSet::default();
     {
         let mut rows =
             sqlx::query_scalar::<_, String>("SELECT phone_e164 FROM leads WHERE campaign_id = $1")
                 .bind(campaign.id)
-                .fetch(&mut *writer_conn);
+                .fetch(&mut *lock_conn);
         while let Some(p) = rows.try_next().await? {
             existing.insert(p[1..].parse().unwrap_or(0));
         }
     }
     let (mut tenant_dnc, global_dnc) = load_dnc(pool, tenant).await?;
 
-    let (flush_tx, mut flush_rx) = mpsc::channel::<Flush>(1);
-    let lock_key = campaign.id.0;
-    let writer = tokio::spawn(async move {
-        let mut result = Ok(());
-        while let Some(f) = flush_rx.recv().await {
-            if result.is_ok() {
-                result = write_flush(&mut writer_conn, job, tenant, &f).await;
+    let mut writers = Vec::with_capacity(WRITERS);
+    let mut handles = Vec::with_capacity(WRITERS);
+    for _ in 0..WRITERS {
+        let (tx, mut rx) = mpsc::channel::<Flush>(1);
+        let mut conn = pool.acquire().await?;
+        handles.push(tokio::spawn(async move {
+            let mut result = Ok(());
+            while let Some(f) = rx.recv().await {
+                if result.is_ok() {
+                    result = write_flush(&mut conn, job, tenant, &f).await;
+                }
             }
-        }
-        let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1::text, 0))")
-            .bind(lock_key)
-            .execute(&mut *writer_conn)
-            .await;
-        result
-    });
+            result
+        }));
+        writers.push(tx);
+    }
+    let mut sent = 0usize;
 
     let ids = Ids {
         tenant: tenant.to_string(),
@@ -536,7 +607,7 @@ async fn run_pipeline(
         job: job.to_string(),
         phone_column,
     };
-    let mut first_row_of: HashMap<u64, u32> = HashMap::new();
+    let mut first_row_of: HashMap<u64, u32> = HashMap::default();
     let mut pending: BTreeMap<u64, Validated> = BTreeMap::new();
     let mut next_index = 0u64;
     let mut flush = Flush::default();
@@ -583,7 +654,7 @@ async fn run_pipeline(
                     by_reason: flush.by_reason.clone(),
                     ..Flush::default()
                 };
-                if flush_tx
+                if writers[sent % WRITERS]
                     .send(std::mem::replace(&mut flush, next))
                     .await
                     .is_err()
@@ -591,6 +662,7 @@ async fn run_pipeline(
                     writer_failed = true;
                     break;
                 }
+                sent += 1;
                 accepted_in_flush = 0;
                 last_flush = std::time::Instant::now();
             }
@@ -599,18 +671,18 @@ async fn run_pipeline(
             break;
         }
     }
-    drop(result_rx);
-    let _ = flush_tx.send(flush).await;
-    drop(flush_tx);
-    writer
-        .await
-        .map_err(|e| ImportError::Read(format!("the writer task failed: {e}")))??;
-    if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        return Err(ImportError::Read(format!(
-            "{e}; the rows before it were imported, the rest of the file was not read"
-        )));
+    let totals = Totals {
+        progress: flush.progress.clone(),
+        by_reason: flush.by_reason.clone(),
+    };
+    let _ = writers[sent % WRITERS].send(flush).await;
+    drop(writers);
+    for handle in handles {
+        handle
+            .await
+            .map_err(|e| ImportError::Read(format!("a writer task failed: {e}")))??;
     }
-    Ok(())
+    Ok(totals)
 }
 
 /// The checks that need state beyond the row, in the order a manager expects to read them.

@@ -19,13 +19,24 @@ pub struct Region(country::Id);
 
 impl Region {
     pub fn parse(raw: &str) -> Result<Self, PhoneError> {
-        let upper = raw.trim().to_ascii_uppercase();
-        if upper.len() != 2 {
+        let t = raw.trim().as_bytes();
+        let &[a, b] = t else {
             return Err(PhoneError::UnknownRegion(raw.to_string()));
+        };
+        let key = [a.to_ascii_uppercase(), b.to_ascii_uppercase()];
+        // strum's from_str walks every variant; imports ask for a handful of codes millions of times.
+        thread_local! {
+            static SEEN: RefCell<HashMap<[u8; 2], Option<country::Id>>> = RefCell::new(HashMap::new());
         }
-        country::Id::from_str(&upper)
-            .map(Region)
-            .map_err(|_| PhoneError::UnknownRegion(raw.to_string()))
+        SEEN.with(|seen| {
+            *seen.borrow_mut().entry(key).or_insert_with(|| {
+                std::str::from_utf8(&key)
+                    .ok()
+                    .and_then(|k| country::Id::from_str(k).ok())
+            })
+        })
+        .map(Region)
+        .ok_or_else(|| PhoneError::UnknownRegion(raw.to_string()))
     }
 
     pub fn as_str(&self) -> &str {

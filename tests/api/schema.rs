@@ -144,9 +144,21 @@ async fn a_row_can_never_point_at_another_tenants_row() {
     let a = tenant(&pool, "a").await;
     let b = tenant(&pool, "b").await;
     let ca = campaign(&pool, a).await;
-    // A lead of tenant B in tenant A's campaign.
+    // A lead of tenant B in tenant A's campaign, inserted alone or in a batch.
     let e = lead(&pool, b, ca, "+12015550123").await.unwrap_err();
-    assert_eq!(constraint_of(e), "leads_tenant_id_campaign_id_fkey");
+    assert_eq!(constraint_of(e), "leads_campaign_of_tenant");
+    let cb0 = campaign(&pool, b).await;
+    let e = sqlx::query(
+        "INSERT INTO leads (tenant_id, campaign_id, phone_raw, phone_e164) \
+         VALUES ($1, $3, 'x', '+12015550199'), ($2, $3, 'y', '+12015550198')",
+    )
+    .bind(b)
+    .bind(a)
+    .bind(cb0)
+    .execute(&pool)
+    .await
+    .unwrap_err();
+    assert_eq!(constraint_of(e), "leads_campaign_of_tenant");
     // A call of tenant B for tenant A's lead.
     let la = lead(&pool, a, ca, "+12015550123").await.unwrap();
     let cb = campaign(&pool, b).await;
