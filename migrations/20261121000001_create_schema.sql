@@ -1,6 +1,8 @@
 -- The whole data model. Postgres is the source of truth (DESIGN.md promise 1).
 --
 -- Conventions:
+-- * Identifiers compared for equality (E.164 numbers, carrier SIDs, event keys) are
+--   COLLATE "C": byte comparison, no linguistic rules.
 -- * Every tenant-owned table carries tenant_id. Cross-table references go through
 --   composite foreign keys (tenant_id, id), so a row can never point at another
 --   tenant's row, whatever the application code does (promise 6).
@@ -177,7 +179,9 @@ CREATE TABLE leads (
     campaign_id        uuid NOT NULL,
     import_id          uuid,
     phone_raw          text NOT NULL,
-    phone_e164         text NOT NULL CHECK (phone_e164 ~ '^\+[1-9][0-9]{6,14}$'),
+    -- COLLATE "C": compared byte by byte. Under the database's linguistic collation the
+    -- unique index below cost ~8 µs a row in bulk imports (about as much as the row itself).
+    phone_e164         text COLLATE "C" NOT NULL CHECK (phone_e164 ~ '^\+[1-9][0-9]{6,14}$'),
     -- ISO region the number belongs to, and its candidate IANA time zones.
     region             text,
     time_zones         text[] NOT NULL DEFAULT '{}',
@@ -261,7 +265,7 @@ CREATE TABLE calls (
     lead_id                  bigint NOT NULL,
     attempt                  integer NOT NULL CHECK (attempt >= 1),
     -- NULL until the carrier accepted the dial request.
-    call_sid                 text UNIQUE,
+    call_sid                 text COLLATE "C" UNIQUE,
     state                    text NOT NULL DEFAULT 'dialing'
                              CHECK (state IN ('dialing', 'queued', 'initiated', 'ringing', 'in-progress',
                                               'completed', 'busy', 'no-answer', 'failed', 'canceled')),
@@ -316,9 +320,9 @@ CREATE TABLE call_events (
     call_id      bigint NOT NULL,
     call_sid     text,
     -- status, amd, voice, conference, recording, gather …
-    kind         text NOT NULL,
+    kind         text COLLATE "C" NOT NULL,
     -- What makes two deliveries the same event, e.g. "ringing:1" (status and SequenceNumber).
-    event_key    text NOT NULL,
+    event_key    text COLLATE "C" NOT NULL,
     sequence     integer,
     payload      jsonb NOT NULL,
     received_at  timestamptz NOT NULL DEFAULT now(),
@@ -330,7 +334,7 @@ CREATE TABLE call_events (
 CREATE TABLE dnc_numbers (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id   uuid REFERENCES tenants (id) ON DELETE CASCADE,
-    phone_e164  text NOT NULL CHECK (phone_e164 ~ '^\+[1-9][0-9]{6,14}$'),
+    phone_e164  text COLLATE "C" NOT NULL CHECK (phone_e164 ~ '^\+[1-9][0-9]{6,14}$'),
     -- manual, import, lead_flag, opt_out, agent …
     source      text NOT NULL DEFAULT 'manual',
     reason      text,

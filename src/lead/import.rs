@@ -28,7 +28,7 @@ use crate::tenant::TenantId;
 /// Rows per batch handed to a worker.
 const BATCH_ROWS: usize = 4096;
 /// Accepted rows per COPY.
-const FLUSH_ROWS: usize = 25_000;
+const FLUSH_ROWS: usize = 8_192;
 /// Bytes read to recognise the file before anything is written.
 const SNIFF_BYTES: usize = 64 * 1024;
 
@@ -516,7 +516,7 @@ async fn run_pipeline(
         .await
         .map_err(|_| ImportError::Read("the reader stopped unexpectedly".into()))??;
     let phone_column = columns.header_of(Field::Phone).to_string();
-    let (result_tx, mut result_rx) = mpsc::channel::<(u64, Validated)>(8);
+    let (result_tx, mut result_rx) = mpsc::channel::<(u64, Validated)>(4);
     spawn_workers(Arc::new(columns), region, batch_rx, result_tx);
 
     // One connection holds the campaign's import lock for the whole import, so two imports
