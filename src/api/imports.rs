@@ -199,8 +199,20 @@ pub async fn upload(
     ))
 }
 
-fn import_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::NotFound(format!("no import {id}")))
+/// The caller's tenant's import `id` with up to `error_limit` rejected rows; 404 for a
+/// malformed id and for another tenant's import alike.
+async fn find_import(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    error_limit: i64,
+) -> Result<import::ImportReport, ApiError> {
+    caller.require_manager()?;
+    let not_found = || ApiError::NotFound(format!("no import {id}"));
+    let job = Uuid::parse_str(id).map_err(|_| not_found())?;
+    import::report(&state.db, caller.tenant, job, Some(error_limit))
+        .await?
+        .ok_or_else(not_found)
 }
 
 /// `GET /api/v1/imports/{id}`: status, counts by reason, and the first rejected rows.
@@ -209,12 +221,9 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require_manager()?;
-    let job = import_id(&id)?;
-    let report = import::report(&state.db, caller.tenant, job, Some(REPORT_ERRORS))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no import {id}")))?;
-    Ok(Json(report))
+    Ok(Json(
+        find_import(&state, &caller, &id, REPORT_ERRORS).await?,
+    ))
 }
 
 /// `GET /api/v1/imports/{id}/errors.csv`: every rejected row.
@@ -223,11 +232,7 @@ pub async fn errors_csv(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require_manager()?;
-    let job = import_id(&id)?;
-    import::report(&state.db, caller.tenant, job, Some(0))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no import {id}")))?;
+    let job = find_import(&state, &caller, &id, 0).await?.import_id;
     let errors = import::errors(&state.db, caller.tenant, job, None).await?;
     Ok((
         [
