@@ -521,11 +521,10 @@ async fn run_pipeline(
 
     // One connection holds the campaign's import lock for the whole import, so two imports
     // into one campaign cannot both accept the same number.
-    let mut lock_conn = pool.acquire().await?;
-    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1::text, 0))")
-        .bind(campaign.id.0)
-        .execute(&mut *lock_conn)
-        .await?;
+    // Detached from the pool: if this task dies, the connection closes and the server
+    // releases the lock, instead of a pooled connection keeping it.
+    let mut lock_conn = pool.acquire().await?.detach();
+    wait_for_campaign_lock(&mut lock_conn, pool, job, campaign).await?;
     let result = check_and_write(
         pool,
         job,
@@ -536,10 +535,8 @@ async fn run_pipeline(
         on_progress,
     )
     .await;
-    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1::text, 0))")
-        .bind(campaign.id.0)
-        .execute(&mut *lock_conn)
-        .await;
+    // Closing the session releases the lock.
+    let _ = sqlx::Connection::close(lock_conn).await;
     drop(result_rx);
     let totals = result?;
     if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -548,6 +545,31 @@ async fn run_pipeline(
         )));
     }
     Ok(totals)
+}
+
+/// Takes the campaign's import lock, keeping the job's heartbeat fresh while another
+/// import of the same campaign holds it (so the job is not taken for interrupted).
+async fn wait_for_campaign_lock(
+    conn: &mut sqlx::PgConnection,
+    pool: &PgPool,
+    job: Uuid,
+    campaign: &Campaign,
+) -> Result<(), sqlx::Error> {
+    loop {
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1::text, 0))")
+                .bind(campaign.id.0)
+                .fetch_one(&mut *conn)
+                .await?;
+        if locked {
+            return Ok(());
+        }
+        sqlx::query("UPDATE import_jobs SET heartbeat_at = now() WHERE id = $1")
+            .bind(job)
+            .execute(pool)
+            .await?;
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// Final counts of an import.

@@ -367,3 +367,37 @@ async fn dnc_numbers_are_normalised_added_checked_and_removed_per_tenant() {
     assert_eq!(r.status(), 204);
     assert_eq!(check(a.key.clone()).await["dialable"], true);
 }
+
+#[tokio::test]
+async fn simultaneous_imports_into_one_campaign_never_accept_a_number_twice() {
+    let app = spawn_app().await;
+    let t = app.tenant("Acme").await;
+    // Two files sharing 300 of their 500 numbers each.
+    let file = |from: u32| {
+        let mut csv = String::from("phone\n");
+        for n in from..from + 500 {
+            csv.push_str(&format!("+1 212 555 {:04}\n", n));
+        }
+        csv.into_bytes()
+    };
+    let (first, second) = (file(1000), file(1200));
+    let (a, b) = tokio::join!(app.import(&t, &first, &[]), app.import(&t, &second, &[]));
+    assert_eq!(
+        (a["status"].as_str(), b["status"].as_str()),
+        (Some("completed"), Some("completed"))
+    );
+    let accepted = a["accepted"].as_u64().unwrap() + b["accepted"].as_u64().unwrap();
+    assert_eq!(accepted, 700, "{a}\n{b}");
+    let dup = a["rejected_by_reason"]["duplicate_in_campaign"]
+        .as_u64()
+        .unwrap_or(0)
+        + b["rejected_by_reason"]["duplicate_in_campaign"]
+            .as_u64()
+            .unwrap_or(0);
+    assert_eq!(dup, 300);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM leads")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 700);
+}
