@@ -1,7 +1,5 @@
 //! Lead uploads and their reports.
 
-use std::io::Read;
-
 use axum::Json;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
@@ -88,29 +86,17 @@ async fn receive(
 /// Checks the start of the file and its header before a job is created, so a file that
 /// is not CSV is refused at once and leaves nothing behind.
 fn precheck(path: &std::path::Path, mappings: &[(String, Field)]) -> Result<(), ApiError> {
-    let mut head = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let complete = head.len() < 64 * 1024;
+    let file = std::fs::File::open(path).map_err(|e| ApiError::Internal(e.into()))?;
+    let header = import::open_csv(file).and_then(|mut reader| import::read_header(&mut reader));
     let invalid =
         |e: mapping::FileError| ApiError::invalid("invalid_file", e.to_string(), Some("file"));
-    let sniffed = mapping::sniff(&head, complete).map_err(invalid)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(sniffed.delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(&head[sniffed.bom..]);
-    let header: Vec<String> = match reader.records().next() {
-        Some(Ok(r)) => r.iter().map(|c| c.trim().to_string()).collect(),
-        _ => {
-            return Err(invalid(mapping::FileError::NotCsv(
-                "the header line cannot be read as CSV".into(),
-            )));
-        }
-    };
-    mapping::map_columns(header, mappings).map_err(invalid)?;
-    Ok(())
+    match header {
+        Ok(header) => mapping::map_columns(header, mappings)
+            .map(|_| ())
+            .map_err(invalid),
+        Err(import::ImportError::File(e)) => Err(invalid(e)),
+        Err(e) => Err(ApiError::Internal(e.into())),
+    }
 }
 
 /// `POST /api/v1/campaigns/{id}/leads`: multipart with `file`, optional `default_region`

@@ -123,24 +123,14 @@ pub fn normalise(raw: &str, region: Option<Region>) -> Result<PhoneNumber, Strin
 }
 
 /// Imports a DNC file: a CSV with a phone column (and optionally country), or a plain
-/// list of numbers one per line. Bad rows are reported, never fatal.
+/// list of numbers one per line, streamed. Bad rows are reported, never fatal.
 pub async fn import_file(
     pool: &PgPool,
     list: List,
-    mut input: impl Read,
+    input: impl Read,
     region: Region,
 ) -> Result<DncImportReport, crate::lead::import::ImportError> {
-    let mut bytes = Vec::new();
-    input
-        .read_to_end(&mut bytes)
-        .map_err(|e| crate::lead::import::ImportError::Read(e.to_string()))?;
-    let sniffed = mapping::sniff(&bytes, true)?;
-    let body = &bytes[sniffed.bom..];
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(sniffed.delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(body);
+    let mut reader = crate::lead::import::open_csv(input)?;
     let mut records = reader.records();
     let first = match records.next() {
         Some(Ok(r)) => r,

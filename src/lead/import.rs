@@ -112,55 +112,55 @@ struct Batch {
 
 type Validated = Vec<Result<CleanLead, RowError>>;
 
+/// A CSV reader over a file whose head was checked: delimiter detected, BOM skipped, every
+/// row a record (row 1 is the header).
+pub type CsvReader<R> = csv::Reader<std::io::Chain<std::io::Cursor<Vec<u8>>, R>>;
+
+/// Reads the first 64 KiB of `input` to refuse what is not CSV text and pick the
+/// delimiter, then streams the whole file: memory does not grow with its size.
+pub fn open_csv<R: Read>(mut input: R) -> Result<CsvReader<R>, ImportError> {
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    (&mut input)
+        .take(SNIFF_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| ImportError::Read(e.to_string()))?;
+    let sniffed = mapping::sniff(&head, head.len() < SNIFF_BYTES)?;
+    head.drain(..sniffed.bom);
+    Ok(csv::ReaderBuilder::new()
+        .delimiter(sniffed.delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(std::io::Cursor::new(head).chain(input)))
+}
+
+/// The header row, cells trimmed.
+pub fn read_header<R: Read>(reader: &mut csv::Reader<R>) -> Result<Vec<String>, ImportError> {
+    let mut record = csv::ByteRecord::new();
+    match reader.read_byte_record(&mut record) {
+        Ok(true) => Ok(record
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).trim().to_string())
+            .collect()),
+        Ok(false) => Err(FileError::Empty.into()),
+        Err(e) => Err(FileError::NotCsv(format!("the header cannot be read as CSV: {e}")).into()),
+    }
+}
+
 /// Reads the head of `input`, refuses what is not CSV, maps the header, then streams
 /// batches of records. Returns the columns (or why the file is refused) through `ready`.
 fn spawn_reader(
-    mut input: Box<dyn Read + Send>,
+    input: Box<dyn Read + Send>,
     mappings: Vec<(String, Field)>,
     ready: tokio::sync::oneshot::Sender<Result<Columns, ImportError>>,
     batches: std_mpsc::SyncSender<Batch>,
     read_error: Arc<Mutex<Option<String>>>,
 ) {
     std::thread::spawn(move || {
-        let mut head = Vec::with_capacity(SNIFF_BYTES);
-        if let Err(e) = (&mut input).take(SNIFF_BYTES as u64).read_to_end(&mut head) {
-            let _ = ready.send(Err(ImportError::Read(e.to_string())));
-            return;
-        }
-        let complete = head.len() < SNIFF_BYTES;
-        let sniffed = match mapping::sniff(&head, complete) {
-            Ok(s) => s,
+        let header = open_csv(input).and_then(|mut reader| Ok((read_header(&mut reader)?, reader)));
+        let (header, mut reader) = match header {
+            Ok(h) => h,
             Err(e) => {
-                let _ = ready.send(Err(e.into()));
-                return;
-            }
-        };
-        let body = std::io::Cursor::new(head).chain(input);
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(sniffed.delimiter)
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(body);
-        let mut record = csv::ByteRecord::new();
-        let header = match reader.read_byte_record(&mut record) {
-            Ok(true) => record
-                .iter()
-                .map(|c| {
-                    String::from_utf8_lossy(c)
-                        .trim_start_matches('\u{feff}')
-                        .trim()
-                        .to_string()
-                })
-                .collect::<Vec<_>>(),
-            Ok(false) => {
-                let _ = ready.send(Err(FileError::Empty.into()));
-                return;
-            }
-            Err(e) => {
-                let _ = ready.send(Err(FileError::NotCsv(format!(
-                    "the header cannot be read as CSV: {e}"
-                ))
-                .into()));
+                let _ = ready.send(Err(e));
                 return;
             }
         };
@@ -434,7 +434,7 @@ async fn load_dnc(
         .fetch(pool);
     while let Some(r) = rows.try_next().await? {
         let phone: String = r.get(0);
-        let key: u64 = phone[1..].parse().unwrap_or(0);
+        let key = row::key_of_e164(&phone);
         if r.get::<bool, _>(1) {
             global_set.insert(key);
         } else {
@@ -600,7 +600,7 @@ async fn check_and_write(
                 .bind(campaign.id)
                 .fetch(&mut *lock_conn);
         while let Some(p) = rows.try_next().await? {
-            existing.insert(p[1..].parse().unwrap_or(0));
+            existing.insert(row::key_of_e164(&p));
         }
     }
     let (mut tenant_dnc, global_dnc) = load_dnc(pool, tenant).await?;

@@ -78,7 +78,12 @@ pub struct CleanLead {
 
 /// The E.164 digits as a number (at most 15 digits, so it fits).
 pub fn phone_key(p: &PhoneNumber) -> u64 {
-    p.digits().parse().unwrap_or(0)
+    key_of_e164(p.as_str())
+}
+
+/// The same key from an E.164 number as stored (`+` and up to 15 digits).
+pub fn key_of_e164(e164: &str) -> u64 {
+    e164.trim_start_matches('+').parse().unwrap_or(0)
 }
 
 fn cell(record: &csv::StringRecord, idx: Option<usize>) -> Option<&str> {
