@@ -10,6 +10,7 @@
 //! - [`telemetry`]: tracing subscriber and the Prometheus recorder.
 //! - [`db`]: the Postgres pool and the embedded migrations (Postgres is the truth).
 //! - [`dispatch`]: the Redis connection and key namespace (rebuildable dispatch state).
+//! - [`telephony`]: the carrier boundary: Twilio types, signatures, TwiML, the REST client.
 //! - [`tenant`]: tenants, the isolation boundary.
 //! - [`auth`]: API keys (generation, peppered hashing) and roles.
 //! - [`campaign`]: campaigns and their settings (parsed, validated, stored).
@@ -35,4 +36,5 @@ pub mod lifecycle;
 pub mod phone;
 pub mod startup;
 pub mod telemetry;
+pub mod telephony;
 pub mod tenant;

@@ -1,0 +1,1 @@
+//! Twilio REST client (filled by a later commit).

@@ -1,0 +1,1 @@
+//! TwiML: typed builder (filled by a later commit).
