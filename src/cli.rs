@@ -58,6 +58,36 @@ pub enum Command {
     /// Benchmarks that print figures
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run the carrier simulator: a Twilio-compatible REST subset that plays calls out and
+    /// sends signed callbacks (for tests, demos and benchmarks)
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Simulator settings (TOML: seed, speed, cps, mix, timing, numbers …; see sim.toml)
+    #[arg(long = "sim-config", value_name = "FILE")]
+    pub sim_config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:4010]
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Account SID the daemon authenticates as
+    #[arg(long)]
+    pub account_sid: Option<String>,
+    /// Auth token: Basic auth and callback signatures (the daemon's twilio.auth_token)
+    #[arg(long, env = "DIALER_SIM_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Simulated seconds per real second
+    #[arg(long)]
+    pub speed: Option<f64>,
+    /// Calls started per second (more are queued, as Twilio does)
+    #[arg(long)]
+    pub cps: Option<f64>,
+    /// Append the journal (JSON lines) to this file
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +198,15 @@ pub enum BenchCommand {
         /// Keep the generated file here instead of a temporary one
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
+    },
+    /// Fire signed status callbacks at an in-process daemon (verified, stored, applied);
+    /// prints callbacks/s and latency percentiles
+    Webhooks {
+        #[arg(long, default_value_t = 20_000)]
+        callbacks: u64,
+        /// Requests in flight at once
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
     },
 }
 
@@ -411,7 +450,45 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Import { rows, seed, file }) => {
             crate::bench::import(&settings, rows, seed, file).await
         }
+        Command::Bench(BenchCommand::Webhooks {
+            callbacks,
+            concurrency,
+        }) => crate::bench::webhooks::run(&settings, callbacks, concurrency).await,
+        Command::Sim(args) => sim(args).await,
     }
+}
+
+async fn sim(args: SimArgs) -> anyhow::Result<()> {
+    let mut config = match &args.sim_config {
+        Some(path) => crate::sim::SimConfig::load(path)?,
+        None => crate::sim::SimConfig::default(),
+    };
+    if let Some(v) = args.listen {
+        config.listen = v;
+    }
+    if let Some(v) = args.account_sid {
+        config.account_sid = v;
+    }
+    if let Some(v) = args.auth_token {
+        config.auth_token = v;
+    }
+    if let Some(v) = args.seed {
+        config.seed = v;
+    }
+    if let Some(v) = args.speed {
+        config.speed = v;
+    }
+    if let Some(v) = args.cps {
+        config.cps = v;
+    }
+    if args.journal.is_some() {
+        config.journal = args.journal;
+    }
+    let token = CancellationToken::new();
+    crate::lifecycle::cancel_on_signals(token.clone());
+    let sim = crate::sim::Simulator::start(config).await?;
+    println!("carrier simulator listening on {}", sim.url());
+    sim.run_until(token).await
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -10,19 +10,23 @@
 //! - [`telemetry`]: tracing subscriber and the Prometheus recorder.
 //! - [`db`]: the Postgres pool and the embedded migrations (Postgres is the truth).
 //! - [`dispatch`]: the Redis connection and key namespace (rebuildable dispatch state).
+//! - [`sim`]: `dialer sim`, the carrier simulator (Twilio-compatible REST, scenarios, signed callbacks, journal).
 //! - [`telephony`]: the carrier boundary: Twilio types, signatures, TwiML, the REST client.
 //! - [`tenant`]: tenants, the isolation boundary.
 //! - [`auth`]: API keys (generation, peppered hashing) and roles.
+//! - [`call`]: one row per attempt; every carrier callback stored once and applied in order.
 //! - [`campaign`]: campaigns and their settings (parsed, validated, stored).
 //! - [`phone`]: `PhoneNumber` (valid E.164 by construction), `Region`, line types, time zones.
 //! - [`lead`]: leads and the CSV importer (mapping, row checks, the parallel COPY pipeline).
 //! - [`dnc`]: do-not-call lists (tenant and global), their repo and file import.
+//! - [`webhooks`]: carrier callbacks under `/twilio/…`: signature check on the raw body, idempotent handling.
 //! - [`api`]: the REST API under `/api/v1`: API-key auth, one error shape, imports and DNC.
 //! - [`bench`]: `dialer bench …`: generated workloads that print figures.
 
 pub mod api;
 pub mod auth;
 pub mod bench;
+pub mod call;
 pub mod campaign;
 pub mod cli;
 pub mod config;
@@ -34,7 +38,9 @@ pub mod health;
 pub mod lead;
 pub mod lifecycle;
 pub mod phone;
+pub mod sim;
 pub mod startup;
 pub mod telemetry;
 pub mod telephony;
 pub mod tenant;
+pub mod webhooks;

@@ -38,12 +38,21 @@ pub struct Application {
 impl Application {
     /// Binds the listener (port 0 picks a free one), connects to Postgres and Redis,
     /// applies migrations unless disabled. Every failure is one clear error.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         // Install the recorder before anything records.
         crate::telemetry::metrics();
         let listener = TcpListener::bind(&settings.http.listen)
             .await
             .with_context(|| format!("cannot listen on {} (http.listen)", settings.http.listen))?;
+        // Port 0 in the public URL means "the port just bound" (tests, local demos).
+        if let (Ok(mut public), Ok(bound)) = (
+            url::Url::parse(&settings.http.public_url),
+            listener.local_addr(),
+        ) && public.port() == Some(0)
+            && public.set_port(Some(bound.port())).is_ok()
+        {
+            settings.http.public_url = public.as_str().trim_end_matches('/').to_string();
+        }
         let db = crate::db::connect(&settings).await?;
         if settings.database.migrate_on_start {
             let applied = crate::db::migrate(&db).await?;
@@ -128,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(crate::health::readyz))
         .route("/metrics", get(crate::health::metrics))
         .merge(crate::api::router())
+        .merge(crate::webhooks::router(state.clone()))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(record_request))
         .with_state(state)

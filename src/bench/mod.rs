@@ -1,5 +1,6 @@
 //! `dialer bench …`: realistic workloads run end to end, printing figures (never asserting).
 
+pub mod webhooks;
 pub mod workload;
 
 use std::path::PathBuf;
@@ -11,13 +12,13 @@ use sqlx::{Connection, Executor, PgConnection};
 use crate::config::Settings;
 
 /// A database created for one benchmark run and dropped afterwards.
-struct ScratchDb {
+pub(crate) struct ScratchDb {
     admin_url: String,
     name: String,
 }
 
 impl ScratchDb {
-    async fn create(settings: &Settings) -> anyhow::Result<(Self, Settings)> {
+    pub(crate) async fn create(settings: &Settings) -> anyhow::Result<(Self, Settings)> {
         let mut admin = url::Url::parse(secrecy::ExposeSecret::expose_secret(
             &settings.database_url(),
         ))?;
@@ -41,7 +42,7 @@ impl ScratchDb {
         ))
     }
 
-    async fn drop_now(self) {
+    pub(crate) async fn drop_now(self) {
         if let Ok(mut conn) = PgConnection::connect(&self.admin_url).await {
             let _ = conn
                 .execute(sqlx::AssertSqlSafe(format!(

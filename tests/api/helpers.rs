@@ -12,6 +12,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// The carrier account every test app and simulator share.
+pub const TEST_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+pub const TEST_AUTH_TOKEN: &str = "test-auth-token";
+
 pub fn admin_database_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -66,6 +70,15 @@ impl TestDb {
                 self.redis_prefix.clone(),
             ),
             ("DIALER__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
+            (
+                "DIALER__HTTP__PUBLIC_URL".into(),
+                "http://127.0.0.1:0".into(),
+            ),
+            (
+                "DIALER__TWILIO__ACCOUNT_SID".into(),
+                TEST_ACCOUNT_SID.into(),
+            ),
+            ("DIALER__TWILIO__AUTH_TOKEN".into(), TEST_AUTH_TOKEN.into()),
             ("DIALER__AUTH__API_KEY_PEPPER".into(), "test-pepper".into()),
             ("DIALER__LOG__FILTER".into(), "warn".into()),
         ]
@@ -115,6 +128,8 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub address: String,
+    /// The URL the carrier signs callbacks for (`http.public_url`).
+    pub public_url: String,
     pub db: PgPool,
     pub client: reqwest::Client,
     pub token: CancellationToken,
@@ -147,9 +162,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("application builds");
     let port = app.port();
     let db = app.state().db.clone();
+    let public_url = app.state().settings.http.public_url.clone();
     let token = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(token.clone()));
     TestApp {
+        public_url,
         address: format!("http://127.0.0.1:{port}"),
         db,
         client: reqwest::Client::new(),

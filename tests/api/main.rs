@@ -5,3 +5,4 @@ mod health;
 mod helpers;
 mod import;
 mod schema;
+mod webhooks;

@@ -1,0 +1,167 @@
+//! `dialer bench webhooks`: signed status callbacks against an in-process daemon on
+//! loopback, each verified, stored as a call event and applied to its call.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use secrecy::SecretString;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::ScratchDb;
+use crate::call::CallId;
+use crate::config::Settings;
+use crate::telephony::signature;
+
+/// Creates a tenant, a campaign, `count` leads and one dialing attempt per lead; returns
+/// the attempts (for benchmarks and tests of the webhook path).
+pub async fn seed_calls(
+    pool: &PgPool,
+    count: i64,
+) -> anyhow::Result<(crate::tenant::TenantId, Vec<CallId>)> {
+    let mut conn = pool.acquire().await?;
+    let hasher = crate::auth::KeyHasher::new(None);
+    let name = format!("seed-{}", uuid::Uuid::new_v4().simple());
+    let tenant = crate::tenant::repo::create_with_admin_key(&mut conn, &name, &hasher)
+        .await?
+        .tenant
+        .id;
+    let campaign = crate::campaign::NewCampaign::with_defaults("webhooks")?;
+    let campaign = crate::campaign::repo::insert(&mut conn, tenant, &campaign)
+        .await?
+        .id;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "WITH l AS (
+             INSERT INTO leads (tenant_id, campaign_id, phone_raw, phone_e164, region, time_zones, first_name, status)
+             SELECT $1, $2, '+1415' || lpad(g::text, 7, '0'), '+1415' || lpad(g::text, 7, '0'), 'US',
+                    ARRAY['America/Los_Angeles'], 'Lead ' || g, 'dialing'
+               FROM generate_series(1, $3::bigint) g
+             RETURNING id, phone_e164)
+         INSERT INTO calls (tenant_id, campaign_id, lead_id, attempt, to_number, from_number)
+         SELECT $1, $2, l.id, 1, l.phone_e164, '+14155550000' FROM l
+         RETURNING id",
+    )
+    .bind(tenant)
+    .bind(campaign)
+    .bind(count)
+    .fetch_all(&mut *conn)
+    .await
+    .context("seeding leads and calls")?;
+    Ok((tenant, ids.into_iter().map(CallId).collect()))
+}
+
+/// One prepared callback: path, form body, signature.
+struct Prepared {
+    path: String,
+    body: String,
+    signature: String,
+}
+
+pub async fn run(settings: &Settings, callbacks: u64, concurrency: usize) -> anyhow::Result<()> {
+    let (scratch, mut s) = ScratchDb::create(settings).await?;
+    let result = async {
+        let token = "bench-auth-token";
+        s.http.listen = "127.0.0.1:0".into();
+        s.http.public_url = "https://dialer.example.com".into();
+        s.twilio.auth_token = Some(SecretString::from(token));
+        s.database.max_connections = s.database.max_connections.max(concurrency as u32);
+        s.redis.key_prefix = format!("dialer-bench-{}:", uuid::Uuid::new_v4().simple());
+        let app = crate::startup::Application::build(s.clone()).await?;
+        let port = app.port();
+        let pool = app.state().db.clone();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(app.run_until_stopped(stop.clone()));
+
+        let calls = callbacks.div_ceil(4) as i64;
+        let (_, ids) = seed_calls(&pool, calls).await?;
+        let statuses = ["initiated", "ringing", "in-progress", "completed"];
+        let mut prepared = Vec::with_capacity(callbacks as usize);
+        'outer: for (seq, status) in statuses.iter().enumerate() {
+            for id in &ids {
+                if prepared.len() as u64 >= callbacks {
+                    break 'outer;
+                }
+                let path = format!("/twilio/calls/{id}/status");
+                let sid = format!("CA{:032x}", id.0);
+                let mut params = vec![
+                    ("AccountSid", "AC00000000000000000000000000000000".to_string()),
+                    ("ApiVersion", "2010-04-01".into()),
+                    ("CallSid", sid),
+                    ("CallStatus", status.to_string()),
+                    ("Direction", "outbound-api".into()),
+                    ("From", "+14155550000".into()),
+                    ("To", "+14155550100".into()),
+                    ("CallbackSource", "call-progress-events".into()),
+                    ("SequenceNumber", seq.to_string()),
+                    ("Timestamp", chrono::Utc::now().to_rfc2822()),
+                ];
+                if *status == "completed" {
+                    params.push(("CallDuration", "42".into()));
+                    params.push(("SipResponseCode", "200".into()));
+                }
+                let url = format!("{}{path}", s.http.public_url);
+                let signature = signature::compute(token.as_bytes(), &url, &params);
+                let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params.iter()).finish();
+                prepared.push(Prepared { path, body, signature });
+            }
+        }
+
+        let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        let mut latencies: Vec<Duration> = futures::stream::iter(prepared.iter())
+            .map(|p| {
+                let client = client.clone();
+                let url = format!("{base}{}", p.path);
+                async move {
+                    let t = Instant::now();
+                    let r = client
+                        .post(&url)
+                        .header("X-Twilio-Signature", &p.signature)
+                        .header("Content-Type", "application/x-www-form-urlencoded")
+                        .body(p.body.clone())
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status().as_u16() == 204 => Ok(t.elapsed()),
+                        Ok(r) => Err(anyhow::anyhow!("callback answered {}", r.status())),
+                        Err(e) => Err(anyhow::anyhow!(e)),
+                    }
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let elapsed = started.elapsed();
+        latencies.sort();
+        let pct = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1).min(latencies.len() - 1)];
+        let (events, completed): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM calls WHERE state = 'completed')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        println!("webhooks: {} signed status callbacks, {concurrency} in flight, over loopback", latencies.len());
+        println!("  throughput   {:>10.0} callbacks/s", latencies.len() as f64 / elapsed.as_secs_f64());
+        println!(
+            "  latency      p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+            ms(pct(0.50)),
+            ms(pct(0.90)),
+            ms(pct(0.99)),
+            ms(pct(1.0))
+        );
+        println!("  stored       {events} call events; {completed} of {} calls completed", ids.len());
+        stop.cancel();
+        let _ = server.await;
+        anyhow::Ok(())
+    }
+    .await;
+    scratch.drop_now().await;
+    result
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

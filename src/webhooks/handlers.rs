@@ -1,0 +1,343 @@
+//! One handler per callback. Each stores the callback as a call event first; a repeat is
+//! answered like the original and changes nothing.
+
+use std::time::Instant;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+
+use super::TwilioParams;
+use super::docs;
+use crate::call::{self, Applied, CallId, StatusUpdate};
+use crate::startup::AppState;
+use crate::telephony::twiml::VoiceResponse;
+use crate::telephony::{AnsweredBy, CallSid, CallStatus};
+
+/// The carrier's `Timestamp` (RFC 2822), or now.
+fn timestamp(p: &TwilioParams) -> DateTime<Utc> {
+    p.get("Timestamp")
+        .and_then(|t| DateTime::parse_from_rfc2822(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(Utc::now)
+}
+
+fn observe(
+    kind: &'static str,
+    started: Instant,
+    outcome: Result<Applied, sqlx::Error>,
+) -> Response {
+    let (status, label) = match &outcome {
+        Ok(Applied::UnknownCall) => (StatusCode::NOT_FOUND, "unknown_call"),
+        Ok(a) => (StatusCode::NO_CONTENT, a.as_str()),
+        Err(e) => {
+            tracing::error!(error = %e, kind, "webhook could not be stored");
+            (StatusCode::INTERNAL_SERVER_ERROR, "error")
+        }
+    };
+    metrics::counter!("dialer_webhooks_total", "kind" => kind, "outcome" => label).increment(1);
+    metrics::histogram!("dialer_webhook_duration_seconds", "kind" => kind)
+        .record(started.elapsed().as_secs_f64());
+    status.into_response()
+}
+
+fn bad_request(what: &str) -> Response {
+    (StatusCode::BAD_REQUEST, format!("callback without {what}")).into_response()
+}
+
+fn twiml_response(r: &VoiceResponse) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        r.to_xml(),
+    )
+        .into_response()
+}
+
+/// Status callbacks of the lead leg (initiated, ringing, answered, completed …).
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Extension(p): Extension<TwilioParams>,
+) -> Response {
+    let started = Instant::now();
+    let Some(status) = p.get("CallStatus") else {
+        return bad_request("CallStatus");
+    };
+    let update = StatusUpdate {
+        sid: p.get("CallSid").and_then(|s| CallSid::parse(s).ok()),
+        status: CallStatus::parse(status),
+        sequence: p.get_i32("SequenceNumber"),
+        at: timestamp(&p),
+        duration_secs: p.get_i32("CallDuration"),
+        sip_response_code: p.get_i32("SipResponseCode"),
+        error_code: p.get_i32("ErrorCode"),
+        answered_by: p.get("AnsweredBy").map(AnsweredBy::parse),
+    };
+    let outcome = call::repo::record_status(&state.db, CallId(id), &update, &p.to_json()).await;
+    observe("status", started, outcome)
+}
+
+/// The asynchronous answering-machine verdict.
+pub async fn amd(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Extension(p): Extension<TwilioParams>,
+) -> Response {
+    let started = Instant::now();
+    let Some(by) = p.get("AnsweredBy").map(AnsweredBy::parse) else {
+        return bad_request("AnsweredBy");
+    };
+    let outcome =
+        call::repo::record_amd(&state.db, CallId(id), p.get("CallSid"), &by, &p.to_json()).await;
+    observe("amd", started, outcome)
+}
+
+/// Conference events of the attempt's conference.
+pub async fn conference(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Extension(p): Extension<TwilioParams>,
+) -> Response {
+    let started = Instant::now();
+    let Some(event) = p.get("StatusCallbackEvent") else {
+        return bad_request("StatusCallbackEvent");
+    };
+    let key = format!(
+        "{event}:{}:{}",
+        p.get("CallSid").unwrap_or(""),
+        p.get("SequenceNumber").unwrap_or("")
+    );
+    let outcome = call::repo::record_event(
+        &state.db,
+        CallId(id),
+        p.get("CallSid"),
+        "conference",
+        &key,
+        p.get_i32("SequenceNumber"),
+        &p.to_json(),
+    )
+    .await;
+    observe("conference", started, outcome)
+}
+
+/// Recording status callbacks; a completed recording is recorded on the call.
+pub async fn recording(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Extension(p): Extension<TwilioParams>,
+) -> Response {
+    let started = Instant::now();
+    let (Some(rec), Some(rstatus)) = (p.get("RecordingSid"), p.get("RecordingStatus")) else {
+        return bad_request("RecordingSid and RecordingStatus");
+    };
+    let key = format!("{rec}:{rstatus}");
+    let mut outcome = call::repo::record_event(
+        &state.db,
+        CallId(id),
+        p.get("CallSid"),
+        "recording",
+        &key,
+        None,
+        &p.to_json(),
+    )
+    .await;
+    if matches!(outcome, Ok(Applied::Applied)) && rstatus == "completed" {
+        let done = call::repo::set_recording(
+            &state.db,
+            CallId(id),
+            rec,
+            p.get("RecordingUrl"),
+            p.get_i32("RecordingDuration"),
+        )
+        .await;
+        if let Err(e) = done {
+            outcome = Err(e);
+        }
+    }
+    observe("recording", started, outcome)
+}
+
+/// Status callbacks of the agent's leg, kept with the attempt they served.
+pub async fn agent_status(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Extension(p): Extension<TwilioParams>,
+) -> Response {
+    let started = Instant::now();
+    let key = format!(
+        "{}:{}:{}",
+        p.get("CallSid").unwrap_or(""),
+        p.get("CallStatus").unwrap_or(""),
+        p.get("SequenceNumber").unwrap_or("")
+    );
+    let outcome = call::repo::record_event(
+        &state.db,
+        CallId(id),
+        p.get("CallSid"),
+        "agent_status",
+        &key,
+        p.get_i32("SequenceNumber"),
+        &p.to_json(),
+    )
+    .await;
+    observe("agent_status", started, outcome)
+}
+
+/// The lead leg's voice URL: with asynchronous AMD it runs as soon as the call is answered
+/// and holds the lead, in silence, in the attempt's conference until an agent joins.
+pub async fn voice(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Extension(p): Extension<TwilioParams>,
+) -> Response {
+    let started = Instant::now();
+    let id = CallId(id);
+    let key = p.get("CallSid").unwrap_or("").to_string();
+    match call::repo::record_event(
+        &state.db,
+        id,
+        p.get("CallSid"),
+        "voice",
+        &key,
+        None,
+        &p.to_json(),
+    )
+    .await
+    {
+        Ok(Applied::UnknownCall) => return observe("voice", started, Ok(Applied::UnknownCall)),
+        Err(e) => return observe("voice", started, Err(e)),
+        Ok(_) => {}
+    }
+    let base = &state.settings.http.public_url;
+    let r = docs::lead_hold(id, base);
+    metrics::histogram!("dialer_webhook_duration_seconds", "kind" => "voice")
+        .record(started.elapsed().as_secs_f64());
+    twiml_response(&r)
+}
+
+/// The voicemail drop: the campaign's message after the beep, then hang up.
+pub async fn voicemail(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Extension(p): Extension<TwilioParams>,
+) -> Response {
+    let started = Instant::now();
+    let id = CallId(id);
+    let key = p.get("CallSid").unwrap_or("").to_string();
+    if let Err(e) = call::repo::record_event(
+        &state.db,
+        id,
+        p.get("CallSid"),
+        "voicemail",
+        &key,
+        None,
+        &p.to_json(),
+    )
+    .await
+    {
+        return observe("voicemail", started, Err(e));
+    }
+    let message: Option<(Option<String>, Option<String>)> = match sqlx::query_as(
+        "SELECT c.voicemail_message, c.voicemail_audio_url FROM calls k JOIN campaigns c ON c.id = k.campaign_id WHERE k.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await
+    {
+        Ok(m) => m,
+        Err(e) => return observe("voicemail", started, Err(e)),
+    };
+    let Some((text, audio)) = message else {
+        return observe("voicemail", started, Ok(Applied::UnknownCall));
+    };
+    twiml_response(&docs::voicemail_drop(text.as_deref(), audio.as_deref()))
+}
+
+/// The agent leg's first TwiML: the whisper, and a chance to accept with 1.
+pub async fn agent_whisper(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Extension(p): Extension<TwilioParams>,
+) -> Response {
+    let started = Instant::now();
+    let id = CallId(id);
+    let key = p.get("CallSid").unwrap_or("").to_string();
+    if let Err(e) = call::repo::record_event(
+        &state.db,
+        id,
+        p.get("CallSid"),
+        "agent_whisper",
+        &key,
+        None,
+        &p.to_json(),
+    )
+    .await
+    {
+        return observe("agent_whisper", started, Err(e));
+    }
+    let name: Option<(Option<String>, Option<String>)> = match sqlx::query_as(
+        "SELECT l.first_name, l.last_name FROM calls k JOIN leads l ON l.id = k.lead_id WHERE k.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await
+    {
+        Ok(n) => n,
+        Err(e) => return observe("agent_whisper", started, Err(e)),
+    };
+    let Some((first, last)) = name else {
+        return observe("agent_whisper", started, Ok(Applied::UnknownCall));
+    };
+    let name = [first, last]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    twiml_response(&docs::agent_whisper(
+        id,
+        &state.settings.http.public_url,
+        &name,
+    ))
+}
+
+/// The whisper's Gather action: 1 joins the agent to the lead's conference; anything else
+/// (or nothing) declines. If the lead has already hung up, the agent is told so.
+pub async fn agent_accept(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Extension(p): Extension<TwilioParams>,
+) -> Response {
+    let started = Instant::now();
+    let id = CallId(id);
+    let digits = p.get("Digits").unwrap_or("");
+    let key = format!("{}:{digits}", p.get("CallSid").unwrap_or(""));
+    if let Err(e) = call::repo::record_event(
+        &state.db,
+        id,
+        p.get("CallSid"),
+        "agent_accept",
+        &key,
+        None,
+        &p.to_json(),
+    )
+    .await
+    {
+        return observe("agent_accept", started, Err(e));
+    }
+    let call = match call::repo::get(&state.db, id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return observe("agent_accept", started, Ok(Applied::UnknownCall)),
+        Err(e) => return observe("agent_accept", started, Err(e)),
+    };
+    let lead_gone = CallStatus::parse(&call.state).is_final();
+    let r = if digits != "1" {
+        docs::agent_declined()
+    } else if lead_gone {
+        docs::agent_lead_gone()
+    } else {
+        docs::agent_join(id, &state.settings.http.public_url)
+    };
+    twiml_response(&r)
+}

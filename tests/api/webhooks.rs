@@ -1,0 +1,339 @@
+//! Carrier webhooks: signatures checked on the raw body, every callback stored once and
+//! applied in order whatever order it arrives in.
+
+use dialer::call::CallId;
+use dialer::telephony::signature;
+use reqwest::StatusCode;
+
+use crate::helpers::{TEST_AUTH_TOKEN, TestApp, spawn_app};
+
+type Params = Vec<(&'static str, String)>;
+
+impl TestApp {
+    /// Posts a callback signed as the carrier signs it (with `token`).
+    pub async fn callback_signed_with(
+        &self,
+        token: &str,
+        path: &str,
+        params: &Params,
+    ) -> reqwest::Response {
+        let url = format!("{}{path}", self.public_url);
+        let sig = signature::compute(token.as_bytes(), &url, params);
+        self.client
+            .post(format!("{}{path}", self.address))
+            .header("X-Twilio-Signature", sig)
+            .form(params)
+            .send()
+            .await
+            .expect("callback reaches the app")
+    }
+
+    pub async fn callback(&self, path: &str, params: &Params) -> reqwest::Response {
+        self.callback_signed_with(TEST_AUTH_TOKEN, path, params)
+            .await
+    }
+
+    pub async fn seed_calls(&self, n: i64) -> Vec<CallId> {
+        dialer::bench::webhooks::seed_calls(&self.db, n)
+            .await
+            .expect("seeded")
+            .1
+    }
+
+    pub async fn call_row(
+        &self,
+        id: CallId,
+    ) -> (String, Option<String>, Option<String>, Option<i32>, i64) {
+        sqlx::query_as(
+            "SELECT state, disposition, answered_by, duration_secs,
+                    (SELECT count(*) FROM call_events e WHERE e.call_id = c.id)
+               FROM calls c WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.db)
+        .await
+        .unwrap()
+    }
+}
+
+const SID: &str = "CA0123456789abcdef0123456789abcdef";
+
+/// The carrier's SID for our call `id` (distinct per call, as the carrier's are).
+fn sid_of(id: CallId) -> String {
+    format!("CA{:032x}", id.0)
+}
+
+fn status(st: &str, seq: u32) -> Params {
+    status_of(SID, st, seq)
+}
+
+fn status_of(sid: &str, st: &str, seq: u32) -> Params {
+    let mut p: Params = vec![
+        ("AccountSid", "AC00000000000000000000000000000000".into()),
+        ("CallSid", sid.into()),
+        ("CallStatus", st.into()),
+        ("SequenceNumber", seq.to_string()),
+        ("CallbackSource", "call-progress-events".into()),
+    ];
+    if st == "completed" {
+        p.push(("CallDuration", "37".into()));
+        p.push(("SipResponseCode", "200".into()));
+    }
+    p
+}
+
+#[tokio::test]
+async fn status_callback_with_bad_or_missing_signature_is_rejected_and_changes_nothing() {
+    let app = spawn_app().await;
+    let id = app.seed_calls(1).await[0];
+    let path = format!("/twilio/calls/{id}/status");
+
+    // Signed with another account's token.
+    let r = app
+        .callback_signed_with("another-token", &path, &status("completed", 3))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // No signature at all.
+    let r = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .form(&status("completed", 3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Signed correctly, then tampered with: one parameter changed in transit.
+    let url = format!("{}{path}", app.public_url);
+    let sig = signature::compute(TEST_AUTH_TOKEN.as_bytes(), &url, &status("ringing", 1));
+    let r = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .header("X-Twilio-Signature", sig)
+        .form(&status("completed", 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Signed for another URL (the same body replayed at another call).
+    let other = format!("{}/twilio/calls/{}/status", app.public_url, id.0 + 1);
+    let sig = signature::compute(TEST_AUTH_TOKEN.as_bytes(), &other, &status("completed", 3));
+    let r = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .header("X-Twilio-Signature", sig)
+        .form(&status("completed", 3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let (state, disposition, _, _, events) = app.call_row(id).await;
+    assert_eq!((state.as_str(), disposition, events), ("dialing", None, 0));
+}
+
+#[tokio::test]
+async fn callbacks_duplicated_and_out_of_order_end_in_the_right_state_and_are_stored_once() {
+    let app = spawn_app().await;
+    let id = app.seed_calls(1).await[0];
+    let path = format!("/twilio/calls/{id}/status");
+    // Completed first, then everything older, each twice.
+    for (st, seq) in [
+        ("completed", 3),
+        ("ringing", 1),
+        ("in-progress", 2),
+        ("completed", 3),
+        ("initiated", 0),
+        ("ringing", 1),
+    ] {
+        let r = app.callback(&path, &status(st, seq)).await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{st}");
+    }
+    let (state, disposition, _, duration, events) = app.call_row(id).await;
+    assert_eq!(state, "completed");
+    assert_eq!(disposition.as_deref(), Some("answered"));
+    assert_eq!(duration, Some(37));
+    assert_eq!(events, 4, "four distinct callbacks, duplicates stored once");
+    let (sid, answered): (Option<String>, bool) =
+        sqlx::query_as("SELECT call_sid, answered_at IS NOT NULL FROM calls WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(sid.as_deref(), Some(SID));
+    assert!(
+        answered,
+        "a late in-progress callback still records when the call was answered"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_callbacks_of_one_call_never_leave_it_in_an_older_state() {
+    let app = spawn_app().await;
+    let ids = app.seed_calls(20).await;
+    let mut tasks = Vec::new();
+    for id in &ids {
+        for (st, seq) in [
+            ("initiated", 0),
+            ("ringing", 1),
+            ("in-progress", 2),
+            ("busy", 3),
+        ] {
+            let path = format!("/twilio/calls/{id}/status");
+            let params = status_of(&sid_of(*id), st, seq);
+            let url = format!("{}{path}", app.public_url);
+            let sig = signature::compute(TEST_AUTH_TOKEN.as_bytes(), &url, &params);
+            let req = app
+                .client
+                .post(format!("{}{path}", app.address))
+                .header("X-Twilio-Signature", sig)
+                .form(&params);
+            tasks.push(tokio::spawn(
+                async move { req.send().await.unwrap().status() },
+            ));
+        }
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::NO_CONTENT);
+    }
+    for id in ids {
+        let (state, disposition, _, _, events) = app.call_row(id).await;
+        assert_eq!(
+            (state.as_str(), disposition.as_deref(), events),
+            ("busy", Some("busy"), 4)
+        );
+    }
+}
+
+#[tokio::test]
+async fn machine_verdict_marks_the_attempt_as_voicemail_even_after_it_ended() {
+    let app = spawn_app().await;
+    let ids = app.seed_calls(2).await;
+    let amd = |id: CallId, by: &str| -> Params {
+        vec![
+            ("CallSid", sid_of(id)),
+            ("AnsweredBy", by.into()),
+            ("MachineDetectionDuration", "4210".into()),
+        ]
+    };
+    let ok = StatusCode::NO_CONTENT;
+    // In order: AMD, then completed.
+    let r = app
+        .callback(
+            &format!("/twilio/calls/{}/amd", ids[0]),
+            &amd(ids[0], "machine_end_beep"),
+        )
+        .await;
+    assert_eq!(r.status(), ok);
+    let r = app
+        .callback(
+            &format!("/twilio/calls/{}/status", ids[0]),
+            &status_of(&sid_of(ids[0]), "completed", 3),
+        )
+        .await;
+    assert_eq!(r.status(), ok);
+    // Reversed: completed, then AMD (and AMD again).
+    let r = app
+        .callback(
+            &format!("/twilio/calls/{}/status", ids[1]),
+            &status_of(&sid_of(ids[1]), "completed", 3),
+        )
+        .await;
+    assert_eq!(r.status(), ok);
+    for _ in 0..2 {
+        let r = app
+            .callback(
+                &format!("/twilio/calls/{}/amd", ids[1]),
+                &amd(ids[1], "machine_end_silence"),
+            )
+            .await;
+        assert_eq!(r.status(), ok);
+    }
+    let first = app.call_row(ids[0]).await;
+    let second = app.call_row(ids[1]).await;
+    assert_eq!(
+        (first.1.as_deref(), first.2.as_deref()),
+        (Some("voicemail"), Some("machine_end_beep"))
+    );
+    assert_eq!(
+        (second.1.as_deref(), second.2.as_deref(), second.4),
+        (Some("voicemail"), Some("machine_end_silence"), 2)
+    );
+}
+
+#[tokio::test]
+async fn callback_for_an_unknown_call_is_404_and_stores_nothing() {
+    let app = spawn_app().await;
+    let r = app
+        .callback("/twilio/calls/999999/status", &status("ringing", 1))
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM call_events")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn lead_voice_url_holds_the_lead_in_its_own_conference() {
+    let app = spawn_app().await;
+    let id = app.seed_calls(1).await[0];
+    let params: Params = vec![
+        ("CallSid", SID.into()),
+        ("CallStatus", "in-progress".into()),
+    ];
+    let r = app
+        .callback(&format!("/twilio/calls/{id}/voice"), &params)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/xml")
+    );
+    let xml = r.text().await.unwrap();
+    let doc = dialer::telephony::twiml::VoiceResponse::parse(&xml).expect("well-formed TwiML");
+    assert!(xml.contains(&format!(">call-{id}</Conference>")), "{xml}");
+    assert!(xml.contains(r#"startConferenceOnEnter="false""#), "{xml}");
+    assert!(!doc.to_xml().is_empty());
+}
+
+#[tokio::test]
+async fn agent_pressing_1_joins_the_lead_and_anything_else_declines() {
+    let app = spawn_app().await;
+    let id = app.seed_calls(1).await[0];
+    let agent_sid = "CAffffffffffffffffffffffffffffffff";
+    let whisper = app
+        .callback(
+            &format!("/twilio/calls/{id}/agent/whisper"),
+            &vec![("CallSid", agent_sid.into())],
+        )
+        .await;
+    let xml = whisper.text().await.unwrap();
+    assert!(xml.contains("<Gather"), "{xml}");
+    assert!(xml.contains("Lead 1"), "the whisper names the lead: {xml}");
+
+    let accept = |d: &str| -> Params { vec![("CallSid", agent_sid.into()), ("Digits", d.into())] };
+    let xml = app
+        .callback(&format!("/twilio/calls/{id}/agent/accept"), &accept("1"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        xml.contains(&format!(">call-{id}</Conference>"))
+            && xml.contains(r#"startConferenceOnEnter="true""#),
+        "{xml}"
+    );
+    let xml = app
+        .callback(&format!("/twilio/calls/{id}/agent/accept"), &accept(""))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        xml.contains("<Hangup/>") && !xml.contains("<Conference"),
+        "{xml}"
+    );
+}
