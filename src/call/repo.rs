@@ -230,3 +230,20 @@ pub async fn get(pool: &PgPool, id: CallId) -> Result<Option<CallRef>, sqlx::Err
     .fetch_optional(pool)
     .await
 }
+
+/// Records when an agent joined the lead's conference (a participant other than the lead).
+pub async fn mark_bridged(
+    pool: &PgPool,
+    id: CallId,
+    participant_sid: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE calls SET bridged_at = COALESCE(bridged_at, now())
+          WHERE id = $1 AND call_sid IS DISTINCT FROM $2",
+    )
+    .bind(id)
+    .bind(participant_sid)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -314,6 +314,14 @@ impl Life {
         rx: &mut mpsc::UnboundedReceiver<Command>,
     ) -> Result<(), End> {
         let until = Instant::now() + self.real(secs);
+        self.ring_until(until, rx).await
+    }
+
+    async fn ring_until(
+        &mut self,
+        until: Instant,
+        rx: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Result<(), End> {
         loop {
             tokio::select! {
                 _ = sleep_until(until) => return Ok(()),
@@ -340,9 +348,7 @@ impl Life {
 
     async fn play(&mut self, slot: Instant, rx: &mut mpsc::UnboundedReceiver<Command>) -> End {
         // Queued until the account's CPS lets the call start.
-        let wait =
-            slot.saturating_duration_since(Instant::now()).as_secs_f64() * self.shared.config.speed;
-        if let Err(end) = self.ring(wait, rx).await {
+        if let Err(end) = self.ring_until(slot, rx).await {
             return end;
         }
         self.shared.journal.record(Event::DialStart {

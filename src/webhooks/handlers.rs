@@ -109,7 +109,7 @@ pub async fn conference(
         p.get("CallSid").unwrap_or(""),
         p.get("SequenceNumber").unwrap_or("")
     );
-    let outcome = call::repo::record_event(
+    let mut outcome = call::repo::record_event(
         &state.db,
         CallId(id),
         p.get("CallSid"),
@@ -119,6 +119,12 @@ pub async fn conference(
         &p.to_json(),
     )
     .await;
+    if let (Ok(Applied::Applied), "participant-join", Some(who)) =
+        (&outcome, event, p.get("CallSid"))
+        && let Err(e) = call::repo::mark_bridged(&state.db, CallId(id), who).await
+    {
+        outcome = Err(e);
+    }
     observe("conference", started, outcome)
 }
 

@@ -5,4 +5,5 @@ mod health;
 mod helpers;
 mod import;
 mod schema;
+mod sim;
 mod webhooks;
