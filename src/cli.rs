@@ -204,9 +204,12 @@ pub enum BenchCommand {
     Webhooks {
         #[arg(long, default_value_t = 20_000)]
         callbacks: u64,
-        /// Requests in flight at once
+        /// Requests in flight at once (closed loop)
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+        /// Offer this many callbacks per second instead (open loop; latency at that load)
+        #[arg(long, default_value_t = 0)]
+        rate: u32,
     },
 }
 
@@ -453,7 +456,8 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Webhooks {
             callbacks,
             concurrency,
-        }) => crate::bench::webhooks::run(&settings, callbacks, concurrency).await,
+            rate,
+        }) => crate::bench::webhooks::run(&settings, callbacks, concurrency, rate).await,
         Command::Sim(args) => sim(args).await,
     }
 }

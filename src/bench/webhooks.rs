@@ -58,7 +58,15 @@ struct Prepared {
     signature: String,
 }
 
-pub async fn run(settings: &Settings, callbacks: u64, concurrency: usize) -> anyhow::Result<()> {
+/// `rate` = 0: closed loop, `concurrency` requests always in flight (maximum throughput).
+/// `rate` > 0: open loop, one request every 1/rate s whatever the answers (latency at a
+/// given load, measured from each request's scheduled time so queueing is counted).
+pub async fn run(
+    settings: &Settings,
+    callbacks: u64,
+    concurrency: usize,
+    rate: u32,
+) -> anyhow::Result<()> {
     let (scratch, mut s) = ScratchDb::create(settings).await?;
     let result = async {
         let token = "bench-auth-token";
@@ -110,12 +118,19 @@ pub async fn run(settings: &Settings, callbacks: u64, concurrency: usize) -> any
         let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
-        let mut latencies: Vec<Duration> = futures::stream::iter(prepared.iter())
-            .map(|p| {
+        let in_flight = if rate > 0 { 4096 } else { concurrency };
+        let mut latencies: Vec<Duration> = futures::stream::iter(prepared.iter().enumerate())
+            .map(|(i, p)| {
                 let client = client.clone();
                 let url = format!("{base}{}", p.path);
                 async move {
-                    let t = Instant::now();
+                    let t = if rate > 0 {
+                        let at = started + Duration::from_secs_f64(i as f64 / f64::from(rate));
+                        tokio::time::sleep_until(at.into()).await;
+                        at
+                    } else {
+                        Instant::now()
+                    };
                     let r = client
                         .post(&url)
                         .header("X-Twilio-Signature", &p.signature)
@@ -130,7 +145,7 @@ pub async fn run(settings: &Settings, callbacks: u64, concurrency: usize) -> any
                     }
                 }
             })
-            .buffer_unordered(concurrency)
+            .buffer_unordered(in_flight)
             .collect::<Vec<_>>()
             .await
             .into_iter()
@@ -143,7 +158,8 @@ pub async fn run(settings: &Settings, callbacks: u64, concurrency: usize) -> any
         )
         .fetch_one(&pool)
         .await?;
-        println!("webhooks: {} signed status callbacks, {concurrency} in flight, over loopback", latencies.len());
+        let load = if rate > 0 { format!("offered at {rate}/s (open loop)") } else { format!("{concurrency} in flight (closed loop)") };
+        println!("webhooks: {} signed status callbacks, {load}, over loopback", latencies.len());
         println!("  throughput   {:>10.0} callbacks/s", latencies.len() as f64 / elapsed.as_secs_f64());
         println!(
             "  latency      p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
