@@ -1281,3 +1281,350 @@ fn empty(node: Node) -> Result<(), TwimlError> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse_err(xml: &str) -> TwimlError {
+        VoiceResponse::parse(xml).expect_err("should be rejected")
+    }
+
+    #[test]
+    fn parse_pretty_printed_twiml_ignores_layout_whitespace() {
+        let xml = "<?xml version=\"1.0\"?>\n<Response>\n  <!-- greeting -->\n  <Gather numDigits=\"1\">\n    <Say> Hi </Say>\n  </Gather>\n  <Hangup/>\n</Response>\n";
+        let expected = VoiceResponse::new()
+            .gather(Gather::new().num_digits(1u32).say(Say::new(" Hi ")))
+            .hangup();
+        assert_eq!(VoiceResponse::parse(xml).unwrap(), expected);
+    }
+
+    #[test]
+    fn parse_unknown_verb_names_element_and_parent() {
+        let err = parse_err("<Response><Enqueue>q</Enqueue></Response>");
+        assert!(
+            matches!(&err, TwimlError::UnknownElement { parent, element } if parent == "Response" && element == "Enqueue"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "<Enqueue> is not allowed inside <Response>"
+        );
+    }
+
+    #[test]
+    fn parse_verb_in_wrong_parent_is_rejected() {
+        let err = parse_err("<Response><Gather><Dial>+1</Dial></Gather></Response>");
+        assert!(
+            matches!(&err, TwimlError::UnknownElement { parent, element } if parent == "Gather" && element == "Dial"),
+            "{err:?}"
+        );
+        let err =
+            parse_err("<Response><Say>Hi <prosody rate=\"slow\">there</prosody></Say></Response>");
+        assert!(
+            matches!(&err, TwimlError::UnknownElement { parent, element } if parent == "Say" && element == "prosody"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn parse_unknown_attribute_names_element_and_attribute() {
+        let err =
+            parse_err("<Response><Dial><Conference coach=\"CA1\">r</Conference></Dial></Response>");
+        assert!(
+            matches!(&err, TwimlError::UnknownAttribute { element, attribute } if element == "Conference" && attribute == "coach"),
+            "{err:?}"
+        );
+        let err = parse_err("<Response><Hangup reason=\"x\"/></Response>");
+        assert!(
+            matches!(err, TwimlError::UnknownAttribute { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn parse_badly_typed_attribute_values_are_rejected_with_expectation() {
+        for (xml, attribute) in [
+            (
+                "<Response><Gather actionOnEmptyResult=\"True\"/></Response>",
+                "actionOnEmptyResult",
+            ),
+            ("<Response><Pause length=\"-1\"/></Response>", "length"),
+            ("<Response><Pause length=\"+1\"/></Response>", "length"),
+            (
+                "<Response><Pause length=\"99999999999\"/></Response>",
+                "length",
+            ),
+            (
+                "<Response><Redirect method=\"post\">u</Redirect></Response>",
+                "method",
+            ),
+            (
+                "<Response><Reject reason=\"declined\"/></Response>",
+                "reason",
+            ),
+            (
+                "<Response><Dial><Conference statusCallbackEvent=\"start bogus\">r</Conference></Dial></Response>",
+                "statusCallbackEvent",
+            ),
+        ] {
+            let err = parse_err(xml);
+            assert!(
+                matches!(&err, TwimlError::InvalidAttribute { attribute: a, .. } if a == attribute),
+                "{xml}: {err:?}"
+            );
+        }
+        let err = parse_err("<Response><Pause length=\"x\"/></Response>");
+        assert!(err.to_string().contains("expected a whole number"), "{err}");
+    }
+
+    #[test]
+    fn parse_text_outside_text_elements_is_rejected() {
+        let err = parse_err("<Response>Hello<Hangup/></Response>");
+        assert!(
+            matches!(&err, TwimlError::UnexpectedText { element, text } if element == "Response" && text == "Hello"),
+            "{err:?}"
+        );
+        assert!(matches!(
+            parse_err("<Response><Dial>+14155550123</Dial></Response>"),
+            TwimlError::UnexpectedText { .. }
+        ));
+        assert!(matches!(
+            parse_err("<Response><Pause>1</Pause></Response>"),
+            TwimlError::UnexpectedText { .. }
+        ));
+    }
+
+    #[test]
+    fn parse_non_twiml_documents_are_rejected() {
+        assert!(matches!(parse_err("<Say>x</Say>"), TwimlError::NotResponse(n) if n == "Say"));
+        assert!(matches!(parse_err("<Response><Say>"), TwimlError::Xml(_)));
+        assert!(matches!(
+            parse_err("<Response xmlns:t=\"urn:x\"><t:Say>x</t:Say></Response>"),
+            TwimlError::UnknownElement { .. }
+        ));
+        let dtd = "<!DOCTYPE Response [<!ENTITY e \"boom\">]><Response><Say>&e;</Say></Response>";
+        assert!(matches!(parse_err(dtd), TwimlError::Xml(_)));
+    }
+
+    #[test]
+    fn to_xml_carriage_return_in_text_survives_round_trip() {
+        let r = VoiceResponse::new().say(Say::new("a\r\nb\rc").voice("x\ry"));
+        let xml = r.to_xml();
+        assert!(xml.contains(">a&#13;\nb&#13;c</Say>"), "{xml}");
+        assert!(xml.contains("voice=\"x&#13;y\""), "{xml}");
+        assert_eq!(VoiceResponse::parse(&xml).unwrap(), r);
+    }
+
+    #[test]
+    fn to_xml_characters_xml_cannot_carry_are_dropped() {
+        let r = VoiceResponse::new().say(Say::new("a\u{0}b\u{1b}c\u{fffe}").language("e\u{7}n"));
+        let xml = r.to_xml();
+        assert!(
+            xml.ends_with("<Say language=\"en\">abc</Say></Response>"),
+            "{xml}"
+        );
+        let parsed = VoiceResponse::parse(&xml).unwrap();
+        assert_eq!(
+            parsed,
+            VoiceResponse::new().say(Say::new("abc").language("en"))
+        );
+    }
+
+    #[test]
+    fn enums_parse_every_value_they_write() {
+        for m in Method::ALL {
+            assert_eq!(Method::parse(m.as_str()), Some(*m));
+        }
+        for e in ConferenceCallbackEvent::ALL {
+            assert_eq!(ConferenceCallbackEvent::parse(e.as_str()), Some(*e));
+        }
+        assert_eq!(
+            ConferenceBeep::parse("onExit"),
+            Some(ConferenceBeep::OnExit)
+        );
+        assert_eq!(GatherInput::parse("speech dtmf"), None);
+    }
+
+    // ----- round trip -------------------------------------------------------------------
+
+    /// Strings rich in what escaping must handle: XML specials, whitespace of every kind,
+    /// non-ASCII (including astral), plus arbitrary XML characters.
+    fn text() -> impl Strategy<Value = String> {
+        let special = prop::sample::select(vec![
+            '&', '<', '>', '"', '\'', ';', '#', ' ', '\n', '\r', '\t', 'é', 'ë', '☎', '😀', 'a',
+            'Z', '0', ']', '\u{a0}', '\u{fffd}',
+        ]);
+        let any_xml = any::<char>().prop_filter("XML char", |c| is_xml_char(*c));
+        prop::collection::vec(prop_oneof![3 => special, 1 => any_xml], 0..24)
+            .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    fn opt<S: Strategy>(s: S) -> impl Strategy<Value = Option<S::Value>> {
+        prop::option::of(s)
+    }
+
+    fn pick<T: Copy + fmt::Debug + 'static>(all: &'static [T]) -> impl Strategy<Value = T> {
+        prop::sample::select(all)
+    }
+
+    fn say() -> impl Strategy<Value = Say> {
+        (text(), opt(text()), opt(text()), opt(any::<u32>())).prop_map(
+            |(text, voice, language, loop_count)| Say {
+                text,
+                voice,
+                language,
+                loop_count,
+            },
+        )
+    }
+
+    fn play() -> impl Strategy<Value = Play> {
+        (text(), opt(any::<u32>()), opt(text())).prop_map(|(url, loop_count, digits)| Play {
+            url,
+            loop_count,
+            digits,
+        })
+    }
+
+    fn pause() -> impl Strategy<Value = Pause> {
+        opt(any::<u32>()).prop_map(|length| Pause { length })
+    }
+
+    fn gather() -> impl Strategy<Value = Gather> {
+        let prompt = prop_oneof![
+            say().prop_map(Prompt::Say),
+            play().prop_map(Prompt::Play),
+            pause().prop_map(Prompt::Pause),
+        ];
+        (
+            opt(pick(GatherInput::ALL)),
+            opt(any::<u32>()),
+            opt(any::<u32>()),
+            opt(text()),
+            opt(pick(Method::ALL)),
+            opt(text()),
+            opt(any::<bool>()),
+            prop::collection::vec(prompt, 0..4),
+        )
+            .prop_map(
+                |(input, num_digits, timeout, action, method, finish_on_key, aoer, prompts)| {
+                    Gather {
+                        input,
+                        num_digits,
+                        timeout,
+                        action,
+                        method,
+                        finish_on_key,
+                        action_on_empty_result: aoer,
+                        prompts,
+                    }
+                },
+            )
+    }
+
+    fn conference() -> impl Strategy<Value = Conference> {
+        (
+            (
+                text(),
+                opt(any::<bool>()),
+                opt(any::<bool>()),
+                opt(text()),
+                opt(pick(Method::ALL)),
+                opt(pick(ConferenceBeep::ALL)),
+                opt(any::<bool>()),
+            ),
+            (
+                opt(any::<u32>()),
+                opt(pick(ConferenceRecord::ALL)),
+                opt(text()),
+                prop::collection::vec(pick(ConferenceCallbackEvent::ALL), 0..5),
+                opt(pick(Method::ALL)),
+                opt(text()),
+            ),
+        )
+            .prop_map(
+                |((name, start, end, wait_url, wait_method, beep, muted), rest)| {
+                    let (max, record, status_callback, events, scb_method, label) = rest;
+                    Conference {
+                        name,
+                        start_conference_on_enter: start,
+                        end_conference_on_exit: end,
+                        wait_url,
+                        wait_method,
+                        beep,
+                        muted,
+                        max_participants: max,
+                        record,
+                        status_callback,
+                        status_callback_event: events,
+                        status_callback_method: scb_method,
+                        participant_label: label,
+                    }
+                },
+            )
+    }
+
+    fn dial() -> impl Strategy<Value = Dial> {
+        let target = prop_oneof![
+            conference().prop_map(DialTarget::Conference),
+            text().prop_map(DialTarget::Number),
+            text().prop_map(DialTarget::Client),
+            text().prop_map(DialTarget::Sip),
+        ];
+        (
+            opt(text()),
+            opt(any::<u32>()),
+            opt(text()),
+            opt(pick(Method::ALL)),
+            opt(pick(DialRecord::ALL)),
+            opt(any::<bool>()),
+            opt(any::<u32>()),
+            opt(any::<bool>()),
+            prop::collection::vec(target, 0..3),
+        )
+            .prop_map(
+                |(caller_id, timeout, action, method, record, aob, time_limit, hos, targets)| {
+                    Dial {
+                        caller_id,
+                        timeout,
+                        action,
+                        method,
+                        record,
+                        answer_on_bridge: aob,
+                        time_limit,
+                        hangup_on_star: hos,
+                        targets,
+                    }
+                },
+            )
+    }
+
+    fn verb() -> impl Strategy<Value = Verb> {
+        prop_oneof![
+            say().prop_map(Verb::Say),
+            play().prop_map(Verb::Play),
+            pause().prop_map(Verb::Pause),
+            gather().prop_map(Verb::Gather),
+            dial().prop_map(Verb::Dial),
+            (text(), opt(pick(Method::ALL)))
+                .prop_map(|(url, method)| Verb::Redirect(Redirect { url, method })),
+            Just(Verb::Hangup),
+            opt(pick(RejectReason::ALL)).prop_map(|reason| Verb::Reject(Reject { reason })),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn to_xml_then_parse_returns_the_same_response(
+            verbs in prop::collection::vec(verb(), 0..6)
+        ) {
+            let response = VoiceResponse { verbs };
+            let xml = response.to_xml();
+            let parsed = VoiceResponse::parse(&xml);
+            prop_assert!(parsed.is_ok(), "{:?} for {}", parsed.err(), xml);
+            prop_assert_eq!(parsed.ok(), Some(response));
+        }
+    }
+}
