@@ -16,7 +16,7 @@ use super::journal::Event;
 use super::new_sid;
 use super::scenario::{GreetingEnd, Outcome, Scenario};
 use crate::telephony::signature;
-use crate::telephony::twiml::{Verb, VoiceResponse};
+use crate::telephony::twiml::{DialTarget, Method, Prompt, Verb, VoiceResponse};
 
 /// What the REST API can still do to a call.
 #[derive(Debug, Clone)]
@@ -892,49 +892,62 @@ pub fn steps_of(doc: &VoiceResponse) -> Vec<Step> {
     doc.verbs.iter().map(step_of).collect()
 }
 
+fn method_of(m: Option<Method>) -> String {
+    m.map_or("POST", Method::as_str).to_string()
+}
+
+fn prompt_secs(p: &Prompt) -> f64 {
+    match p {
+        Prompt::Say(s) => speech_secs(&s.text) * f64::from(s.loop_count.unwrap_or(1).max(1)),
+        Prompt::Play(p) => PLAY_SECS * f64::from(p.loop_count.unwrap_or(1).max(1)),
+        Prompt::Pause(p) => f64::from(p.length.unwrap_or(1)),
+    }
+}
+
+/// What a `<Play>` takes: the simulator does not fetch audio.
+const PLAY_SECS: f64 = 5.0;
+
 fn step_of(verb: &Verb) -> Step {
     match verb {
         Verb::Say(s) => Step::Wait {
             verb: "Say",
-            secs: speech_secs(&s.text),
+            secs: prompt_secs(&Prompt::Say(s.clone())),
         },
-        Verb::Play(_) => Step::Wait {
+        Verb::Play(p) => Step::Wait {
             verb: "Play",
-            secs: 5.0,
+            secs: prompt_secs(&Prompt::Play(p.clone())),
         },
         Verb::Pause(p) => Step::Wait {
             verb: "Pause",
             secs: f64::from(p.length.unwrap_or(1)),
         },
-        Verb::Gather(g) => {
-            let prompt_secs = g
-                .children
-                .iter()
-                .map(|c| match step_of(c) {
-                    Step::Wait { secs, .. } => secs,
-                    _ => 0.0,
-                })
-                .sum();
-            Step::Gather {
-                prompt_secs,
-                timeout_secs: f64::from(g.timeout.unwrap_or(5)),
-                action: g.action.clone(),
-                method: "POST".into(),
-                on_empty: g.action_on_empty_result.unwrap_or(false),
-            }
-        }
+        Verb::Gather(g) => Step::Gather {
+            prompt_secs: g.prompts.iter().map(prompt_secs).sum(),
+            timeout_secs: f64::from(g.timeout.unwrap_or(5)),
+            action: g.action.clone(),
+            method: method_of(g.method),
+            on_empty: g.action_on_empty_result.unwrap_or(false),
+        },
         Verb::Dial(d) => {
-            let action = d.action.clone().map(|a| (a, "POST".to_string()));
-            match &d.conference {
+            let action = d.action.clone().map(|a| (a, method_of(d.method)));
+            let conference = d.targets.iter().find_map(|t| match t {
+                DialTarget::Conference(c) => Some(c),
+                _ => None,
+            });
+            match conference {
                 Some(c) => Step::Conference {
                     spec: ConferenceStep {
                         name: c.name.clone(),
                         start_on_enter: c.start_conference_on_enter.unwrap_or(true),
                         end_on_exit: c.end_conference_on_exit.unwrap_or(false),
-                        muted: false,
+                        muted: c.muted.unwrap_or(false),
                         status_callback: c.status_callback.clone().filter(|s| !s.is_empty()),
-                        status_callback_method: "POST".into(),
-                        events: c.status_callback_event.iter().cloned().collect(),
+                        status_callback_method: method_of(c.status_callback_method),
+                        events: c
+                            .status_callback_event
+                            .iter()
+                            .map(|e| e.as_str().to_string())
+                            .collect(),
                     },
                     action,
                 },
@@ -943,7 +956,7 @@ fn step_of(verb: &Verb) -> Step {
         }
         Verb::Redirect(r) => Step::Redirect {
             url: r.url.clone(),
-            method: "POST".into(),
+            method: method_of(r.method),
         },
         Verb::Hangup | Verb::Reject(_) => Step::Hangup,
     }

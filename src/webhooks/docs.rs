@@ -3,50 +3,47 @@
 //! names, campaign messages) is only ever text inside it, escaped by the builder.
 
 use crate::call::CallId;
-use crate::telephony::twiml::{Conference, Dial, Gather, Say, Verb, VoiceResponse};
+use crate::telephony::twiml::{
+    Conference, ConferenceBeep, ConferenceCallbackEvent, Dial, Gather, Play, Say, VoiceResponse,
+};
 
-/// The conference's events the daemon follows (TwiML names).
-const CONFERENCE_EVENTS: [&str; 4] = ["start", "end", "join", "leave"];
+/// The conference's events the daemon follows.
+const CONFERENCE_EVENTS: [ConferenceCallbackEvent; 4] = [
+    ConferenceCallbackEvent::Start,
+    ConferenceCallbackEvent::End,
+    ConferenceCallbackEvent::Join,
+    ConferenceCallbackEvent::Leave,
+];
 
 fn url(base: &str, id: CallId, tail: &str) -> String {
     format!("{}/twilio/calls/{id}/{tail}", base.trim_end_matches('/'))
 }
 
 fn conference(id: CallId, base: &str, start_on_enter: bool) -> Conference {
-    Conference {
-        name: id.conference_name(),
-        start_conference_on_enter: Some(start_on_enter),
-        end_conference_on_exit: Some(true),
-        beep: Some(false),
+    Conference::new(id.conference_name())
+        .start_conference_on_enter(start_on_enter)
+        .end_conference_on_exit(true)
+        .beep(ConferenceBeep::Never)
         // Silence rather than hold music: the lead just said hello.
-        wait_url: Some(String::new()),
-        status_callback: Some(url(base, id, "conference")),
-        status_callback_event: CONFERENCE_EVENTS.iter().map(|e| e.to_string()).collect(),
-    }
+        .wait_url(String::new())
+        .status_callback(url(base, id, "conference"))
+        .status_callback_event(CONFERENCE_EVENTS)
 }
 
 /// The lead waits, in silence, in the attempt's conference; it starts when the agent
 /// joins, and ends when either leaves.
 pub fn lead_hold(id: CallId, base: &str) -> VoiceResponse {
-    VoiceResponse::new().verb(Verb::Dial(Dial {
-        action: None,
-        conference: Some(conference(id, base, false)),
-    }))
+    VoiceResponse::new().dial(Dial::new().conference(conference(id, base, false)))
 }
 
 /// The campaign's voicemail message (its audio if it has one), then hang up.
 pub fn voicemail_drop(text: Option<&str>, audio_url: Option<&str>) -> VoiceResponse {
     let r = match (audio_url, text) {
-        (Some(url), _) => VoiceResponse::new().verb(Verb::Play(crate::telephony::twiml::Play {
-            url: url.to_string(),
-        })),
-        (None, Some(text)) => VoiceResponse::new().verb(Verb::Say(Say {
-            text: text.to_string(),
-            voice: None,
-        })),
+        (Some(url), _) => VoiceResponse::new().play(Play::new(url)),
+        (None, Some(text)) => VoiceResponse::new().say(Say::new(text)),
         (None, None) => VoiceResponse::new(),
     };
-    r.verb(Verb::Hangup)
+    r.hangup()
 }
 
 /// The agent hears who is waiting and presses 1 to take the call; silence declines.
@@ -56,42 +53,33 @@ pub fn agent_whisper(id: CallId, base: &str, lead_name: &str) -> VoiceResponse {
     } else {
         lead_name.trim().to_string()
     };
-    VoiceResponse::new().verb(Verb::Gather(Gather {
-        num_digits: Some(1),
-        timeout: Some(8),
-        action: Some(url(base, id, "agent/accept")),
-        action_on_empty_result: Some(true),
-        children: vec![Verb::Say(Say {
-            text: format!("Connecting you with {who}. Press 1 to accept."),
-            voice: None,
-        })],
-    }))
+    VoiceResponse::new().gather(
+        Gather::new()
+            .num_digits(1u32)
+            .timeout(8u32)
+            .action(url(base, id, "agent/accept"))
+            .action_on_empty_result(true)
+            .say(Say::new(format!(
+                "Connecting you with {who}. Press 1 to accept."
+            ))),
+    )
 }
 
 /// The agent accepted: join the lead's conference, which starts now.
 pub fn agent_join(id: CallId, base: &str) -> VoiceResponse {
-    VoiceResponse::new().verb(Verb::Dial(Dial {
-        action: None,
-        conference: Some(conference(id, base, true)),
-    }))
+    VoiceResponse::new().dial(Dial::new().conference(conference(id, base, true)))
 }
 
 pub fn agent_declined() -> VoiceResponse {
     VoiceResponse::new()
-        .verb(Verb::Say(Say {
-            text: "Call declined.".into(),
-            voice: None,
-        }))
-        .verb(Verb::Hangup)
+        .say(Say::new("Call declined."))
+        .hangup()
 }
 
 pub fn agent_lead_gone() -> VoiceResponse {
     VoiceResponse::new()
-        .verb(Verb::Say(Say {
-            text: "Sorry, the caller has hung up.".into(),
-            voice: None,
-        }))
-        .verb(Verb::Hangup)
+        .say(Say::new("Sorry, the caller has hung up."))
+        .hangup()
 }
 
 #[cfg(test)]

@@ -333,7 +333,7 @@ async fn agent_pressing_1_joins_the_lead_and_anything_else_declines() {
         .await
         .unwrap();
     assert!(
-        xml.contains("<Hangup/>") && !xml.contains("<Conference"),
+        xml.contains("<Hangup />") && !xml.contains("<Conference"),
         "{xml}"
     );
 }
