@@ -84,18 +84,29 @@ impl RetryPolicy {
 pub enum TwilioError {
     /// HTTP 429 / error 20429: the carrier did not act on the request.
     #[error("rate limited by the carrier (retry after {retry_after:?})")]
-    RateLimited { retry_after: Option<Duration> },
+    RateLimited {
+        /// The carrier's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
     /// The carrier answered with an error (4xx/5xx other than 429).
     #[error("carrier error: HTTP {status}, code {code:?}: {message}")]
     Api {
+        /// HTTP status.
         status: u16,
+        /// Twilio error code (`21211` invalid To, `20404` not found …), when the body had one.
         code: Option<u32>,
+        /// Twilio's message, or the start of a non-JSON body.
         message: String,
     },
     /// No usable answer. `sent: false` means the request never left (connection refused,
     /// DNS, TLS); `sent: true` means it may have reached the carrier (timeout, reset).
     #[error("transport error (request {}): {message}", if *.sent { "may have been sent" } else { "not sent" })]
-    Transport { message: String, sent: bool },
+    Transport {
+        /// The transport error and its causes.
+        message: String,
+        /// Whether the request may have reached the carrier.
+        sent: bool,
+    },
     /// A 2xx answer whose body is not the resource we asked for.
     #[error("could not decode the carrier's response: {0}")]
     Decode(String),
@@ -114,14 +125,21 @@ impl TwilioError {
 /// The client cannot be built from this configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientConfigError {
+    /// `twilio.account_sid` is empty.
     #[error("twilio.account_sid is not set")]
     MissingAccountSid,
+    /// `twilio.account_sid` is not `AC` + 32 hex digits.
     #[error("twilio.account_sid is not an account SID (AC + 32 hex digits): {0:?}")]
     InvalidAccountSid(String),
-    #[error("the Twilio auth token is not set (systemd credential or DIALER__TWILIO__AUTH_TOKEN)")]
+    /// No (or an empty) auth token.
+    #[error(
+        "twilio.auth_token is not set (DIALER__TWILIO__AUTH_TOKEN or systemd credential twilio.auth_token)"
+    )]
     MissingAuthToken,
+    /// `twilio.api_base_url` is not an http(s) URL without query or fragment.
     #[error("twilio.api_base_url is not an http(s) base URL: {0:?}")]
     InvalidBaseUrl(String),
+    /// reqwest could not build a client (TLS backend setup).
     #[error("could not build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
 }

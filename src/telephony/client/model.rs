@@ -160,7 +160,9 @@ wire_enum! {
 pub enum Instructions {
     /// `Url` (+ `Method`, POST when unset).
     Url {
+        /// Where Twilio fetches the TwiML.
         url: String,
+        /// How it fetches it (Twilio's default: POST).
         method: Option<HttpMethod>,
     },
     /// `Twiml`: a whole `<Response>` document, at most 4,000 characters on Twilio.
@@ -186,22 +188,31 @@ pub struct CreateCall {
     pub to: String,
     /// Caller ID, E.164, owned or verified on the account (`From`).
     pub from: String,
+    /// What the call does once answered (`Url` / `Twiml`).
     pub instructions: Instructions,
+    /// URL told about call progress (`StatusCallback`).
     pub status_callback: Option<String>,
+    /// How `status_callback` is called (`StatusCallbackMethod`).
     pub status_callback_method: Option<HttpMethod>,
     /// Sent as repeated `StatusCallbackEvent` keys; Twilio sends only `completed` if empty.
     pub status_callback_event: Vec<CallEvent>,
     /// Seconds to let the phone ring before giving up with `no-answer` (`Timeout`).
     pub timeout_secs: Option<u32>,
+    /// Answering-machine detection (`MachineDetection`); off when unset.
     pub machine_detection: Option<MachineDetection>,
     /// Seconds AMD may take before answering `unknown` (`MachineDetectionTimeout`).
     pub machine_detection_timeout_secs: Option<u32>,
     /// Run `instructions` at once and post the AMD verdict to `async_amd_status_callback`.
     pub async_amd: Option<bool>,
+    /// Where the asynchronous AMD verdict is posted (`AsyncAmdStatusCallback`).
     pub async_amd_status_callback: Option<String>,
+    /// How `async_amd_status_callback` is called.
     pub async_amd_status_callback_method: Option<HttpMethod>,
+    /// Record the call (`Record`).
     pub record: Option<bool>,
+    /// URL told about the recording (`RecordingStatusCallback`).
     pub recording_status_callback: Option<String>,
+    /// Recording events to be told about; repeated keys.
     pub recording_status_callback_event: Vec<RecordingEvent>,
 }
 
@@ -298,21 +309,33 @@ pub struct AddParticipant {
     pub label: Option<String>,
     /// Seconds to ring before giving up (`Timeout`).
     pub timeout_secs: Option<u32>,
+    /// Start the conference when this participant joins (else they wait).
     pub start_conference_on_enter: Option<bool>,
+    /// End the conference when this participant leaves.
     pub end_conference_on_exit: Option<bool>,
+    /// Beep on enter / exit (`Beep`).
     pub beep: Option<Beep>,
+    /// Join muted.
     pub muted: Option<bool>,
+    /// URL told about this leg's call progress (`StatusCallback`).
     pub status_callback: Option<String>,
+    /// How `status_callback` is called.
     pub status_callback_method: Option<HttpMethod>,
+    /// Call progress events for `status_callback`; repeated keys.
     pub status_callback_event: Vec<CallEvent>,
+    /// URL told about conference events (`ConferenceStatusCallback`).
     pub conference_status_callback: Option<String>,
+    /// How `conference_status_callback` is called.
     pub conference_status_callback_method: Option<HttpMethod>,
+    /// Conference events for `conference_status_callback`; repeated keys.
     pub conference_status_callback_event: Vec<ConferenceCallbackEvent>,
     /// Let the participant hear ringback / early media before answering.
     pub early_media: Option<bool>,
     /// TwiML URL played while waiting for the conference to start (`WaitUrl`; empty = silence).
     pub wait_url: Option<String>,
+    /// Caller ID for the leg when it differs from `from` (`CallerId`).
     pub caller_id: Option<String>,
+    /// Record this participant's leg (`Record`).
     pub record: Option<bool>,
 }
 
@@ -379,17 +402,23 @@ impl AddParticipant {
 /// `POST /Conferences/{Sid}/Participants/{CallSid}.json`: change a participant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpdateParticipant {
+    /// Put on (or take off) hold.
     pub hold: Option<bool>,
     /// TwiML URL played to a held participant.
     pub hold_url: Option<String>,
+    /// How `hold_url` is fetched.
     pub hold_method: Option<HttpMethod>,
+    /// Mute or unmute.
     pub muted: Option<bool>,
     /// TwiML URL (`<Say>`/`<Play>`) played to this participant only.
     pub announce_url: Option<String>,
+    /// How `announce_url` is fetched.
     pub announce_method: Option<HttpMethod>,
+    /// End the conference when this participant leaves.
     pub end_conference_on_exit: Option<bool>,
     /// Coach mode: heard only by `call_sid_to_coach` (the agent whisper).
     pub coaching: Option<bool>,
+    /// The call the coach is heard by (`CallSidToCoach`).
     pub call_sid_to_coach: Option<CallSid>,
 }
 
@@ -418,6 +447,7 @@ pub struct UpdateConference {
     pub end: bool,
     /// TwiML URL played to every participant.
     pub announce_url: Option<String>,
+    /// How `announce_url` is fetched.
     pub announce_method: Option<HttpMethod>,
 }
 
@@ -437,26 +467,36 @@ impl UpdateConference {
 /// are optional (Twilio-compatible carriers omit some) and unknown fields are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CallResource {
+    /// The call's SID, the key for every later update and callback.
     pub sid: CallSid,
+    /// Where the call is now (`queued` right after creation).
     #[serde(deserialize_with = "call_status")]
     pub status: CallStatus,
+    /// The account that owns the call.
     #[serde(default)]
     pub account_sid: Option<String>,
+    /// Dialled number as the carrier normalised it.
     #[serde(default)]
     pub to: Option<String>,
+    /// Caller ID used.
     #[serde(default)]
     pub from: Option<String>,
     /// `outbound-api` for calls we place, `inbound` for calls to us.
     #[serde(default)]
     pub direction: Option<String>,
+    /// The call that created this one (a `<Dial>` leg), if any.
     #[serde(default)]
     pub parent_call_sid: Option<CallSid>,
+    /// Synchronous AMD verdict, once known.
     #[serde(default, deserialize_with = "opt_answered_by")]
     pub answered_by: Option<AnsweredBy>,
+    /// When the carrier created the call.
     #[serde(default, deserialize_with = "opt_date")]
     pub date_created: Option<DateTime<FixedOffset>>,
+    /// When it was answered.
     #[serde(default, deserialize_with = "opt_date")]
     pub start_time: Option<DateTime<FixedOffset>>,
+    /// When it ended.
     #[serde(default, deserialize_with = "opt_date")]
     pub end_time: Option<DateTime<FixedOffset>>,
     /// Seconds, once the call has ended (Twilio sends it as a string).
@@ -467,23 +507,33 @@ pub struct CallResource {
 /// A conference participant (one call leg in a conference).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ParticipantResource {
+    /// The participant's call leg.
     pub call_sid: CallSid,
+    /// The conference's SID (`CF…`), also when it was addressed by name.
     #[serde(default)]
     pub conference_sid: Option<String>,
+    /// The label given when adding it.
     #[serde(default)]
     pub label: Option<String>,
+    /// Where the leg is in joining.
     #[serde(default, deserialize_with = "opt_participant_status")]
     pub status: Option<ParticipantStatus>,
+    /// Muted now.
     #[serde(default)]
     pub muted: Option<bool>,
+    /// On hold now.
     #[serde(default)]
     pub hold: Option<bool>,
+    /// In coach mode now.
     #[serde(default)]
     pub coaching: Option<bool>,
+    /// Starts the conference on entering.
     #[serde(default)]
     pub start_conference_on_enter: Option<bool>,
+    /// Ends the conference on leaving.
     #[serde(default)]
     pub end_conference_on_exit: Option<bool>,
+    /// When it was added.
     #[serde(default, deserialize_with = "opt_date")]
     pub date_created: Option<DateTime<FixedOffset>>,
 }
@@ -493,12 +543,16 @@ pub struct ParticipantResource {
 pub struct ConferenceResource {
     /// `CF` + 32 hex digits on Twilio.
     pub sid: String,
+    /// The name it was created under (the `<Conference>` noun's text).
     #[serde(default)]
     pub friendly_name: Option<String>,
+    /// Its state now.
     #[serde(default, deserialize_with = "opt_conference_status")]
     pub status: Option<ConferenceStatus>,
+    /// The account that owns it.
     #[serde(default)]
     pub account_sid: Option<String>,
+    /// When it was created.
     #[serde(default, deserialize_with = "opt_date")]
     pub date_created: Option<DateTime<FixedOffset>>,
 }
@@ -510,6 +564,7 @@ macro_rules! response_enum {
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         pub enum $name {
             $($variant,)+
+            /// A value this client does not know yet, kept verbatim.
             Unknown(String),
         }
 
