@@ -1,1 +1,0 @@
-//! Twilio REST client (filled by a later commit).
