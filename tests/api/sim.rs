@@ -7,6 +7,12 @@ use std::time::Duration;
 
 use dialer::call::CallId;
 use dialer::sim::{Event, Outcome, SimConfig, Simulator};
+use dialer::telephony::client::{
+    AddParticipant, CallEvent, CreateCall, EndCall, Instructions, MachineDetection, RetryPolicy,
+    TwilioClient, TwilioError, UpdateCall,
+};
+use dialer::telephony::{CallSid, CallStatus};
+use secrecy::SecretString;
 
 use crate::helpers::{TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TestApp, spawn_app};
 
@@ -27,38 +33,48 @@ pub fn sim_config(numbers: &[(&str, Outcome)]) -> SimConfig {
     c
 }
 
-/// Dials lead attempt `id` through the simulator as the daemon does: async AMD with
-/// DetectMessageEnd, every status event, callbacks to the daemon's webhooks.
+/// The typed client, pointed at the simulator.
+pub fn client_for(sim: &Simulator) -> TwilioClient {
+    TwilioClient::new(
+        TEST_ACCOUNT_SID.into(),
+        SecretString::from(TEST_AUTH_TOKEN),
+        &sim.url(),
+        Duration::from_secs(5),
+        RetryPolicy::default(),
+    )
+    .expect("client for the simulator")
+}
+
+/// Dials lead attempt `id` through the simulator as the daemon does, with the typed
+/// client: async AMD with DetectMessageEnd, every status event, callbacks to the
+/// daemon's webhooks.
 async fn dial(app: &TestApp, sim: &Simulator, id: CallId, to: &str) -> String {
     let hook = |tail: &str| format!("{}/twilio/calls/{id}/{tail}", app.public_url);
-    let form: Vec<(&str, String)> = vec![
-        ("To", to.into()),
-        ("From", "+14155550000".into()),
-        ("Url", hook("voice")),
-        ("StatusCallback", hook("status")),
-        ("StatusCallbackEvent", "initiated".into()),
-        ("StatusCallbackEvent", "ringing".into()),
-        ("StatusCallbackEvent", "answered".into()),
-        ("StatusCallbackEvent", "completed".into()),
-        ("Timeout", "30".into()),
-        ("MachineDetection", "DetectMessageEnd".into()),
-        ("AsyncAmd", "true".into()),
-        ("AsyncAmdStatusCallback", hook("amd")),
+    let mut call = CreateCall::new(
+        to,
+        "+14155550000",
+        Instructions::Url {
+            url: hook("voice"),
+            method: None,
+        },
+    );
+    call.status_callback = Some(hook("status"));
+    call.status_callback_event = vec![
+        CallEvent::Initiated,
+        CallEvent::Ringing,
+        CallEvent::Answered,
+        CallEvent::Completed,
     ];
-    let r = reqwest::Client::new()
-        .post(format!(
-            "{}/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Calls.json",
-            sim.url()
-        ))
-        .basic_auth(TEST_ACCOUNT_SID, Some(TEST_AUTH_TOKEN))
-        .form(&form)
-        .send()
+    call.timeout_secs = Some(30);
+    call.machine_detection = Some(MachineDetection::DetectMessageEnd);
+    call.async_amd = Some(true);
+    call.async_amd_status_callback = Some(hook("amd"));
+    let created = client_for(sim)
+        .create_call(&call)
         .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["status"], "queued");
-    body["sid"].as_str().unwrap().to_string()
+        .expect("the simulator accepts the call");
+    assert_eq!(created.status, CallStatus::Queued);
+    created.sid.to_string()
 }
 
 /// The status callbacks the daemon stored for a call, in SequenceNumber order.
@@ -411,4 +427,71 @@ async fn agent_who_presses_1_is_bridged_with_the_waiting_lead() {
         "the daemon recorded the bridge from the conference events"
     );
     assert_eq!(joins, 2, "lead and agent joined");
+}
+
+#[tokio::test]
+async fn participant_added_by_conference_name_joins_and_can_be_removed_through_the_client() {
+    let app = spawn_app().await;
+    let id = app.seed_calls(1).await[0];
+    let mut config = sim_config(&[("+14150000001", Outcome::Human)]);
+    config.agent_numbers = vec!["+14155559999".into()];
+    config.timing.hold_patience_secs = [120.0, 120.0];
+    config.timing.talk_secs = [120.0, 120.0];
+    let sim = Simulator::start(config).await.unwrap();
+    let client = client_for(&sim);
+    let lead_sid = dial(&app, &sim, id, "+14150000001").await;
+    let joined = |sid: String| {
+        let sim = &sim;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while !sim.journal().iter().any(
+                |e| matches!(&e.event, Event::ConferenceJoin { call_sid, .. } if *call_sid == sid),
+            ) {
+                assert!(tokio::time::Instant::now() < deadline, "{sid} never joined");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    joined(lead_sid.clone()).await;
+
+    let mut agent = AddParticipant::new("+14155550000", "+14155559999");
+    agent.start_conference_on_enter = Some(true);
+    agent.label = Some("agent".into());
+    let added = client
+        .add_participant(&id.conference_name(), &agent)
+        .await
+        .expect("participant added");
+    let conference_sid = added.conference_sid.clone().expect("the conference's SID");
+    assert!(conference_sid.starts_with("CF"));
+    joined(added.call_sid.to_string()).await;
+    assert!(
+        sim.journal()
+            .iter()
+            .any(|e| matches!(e.event, Event::ConferenceStart { .. }))
+    );
+
+    // Removing the agent by its SID (not a friendly name: Twilio's spec wants the CF SID).
+    client
+        .remove_participant(&conference_sid, added.call_sid.as_str())
+        .await
+        .expect("removed");
+    let left = sim.journal().iter().any(|e| matches!(&e.event, Event::ConferenceLeave { call_sid, .. } if *call_sid == added.call_sid.as_str()));
+    assert!(left);
+    let again = client
+        .remove_participant(&conference_sid, added.call_sid.as_str())
+        .await;
+    assert!(
+        matches!(again, Err(TwilioError::Api { status: 404, .. })),
+        "{again:?}"
+    );
+
+    // Hang up the lead through the client; everything ends.
+    client
+        .update_call(
+            &CallSid::parse(&lead_sid).unwrap(),
+            &UpdateCall::End(EndCall::Completed),
+        )
+        .await
+        .expect("hang up");
+    assert!(sim.wait_idle(Duration::from_secs(10)).await);
 }
