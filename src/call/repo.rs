@@ -53,77 +53,87 @@ pub async fn set_sid(conn: &mut PgConnection, id: CallId, sid: &str) -> Result<(
     Ok(())
 }
 
-/// Stores a status callback and applies it to its call, in one transaction holding the
-/// call row's lock, so concurrent callbacks of one call apply one after the other.
+/// Stores a status callback and applies it to its call in one statement (one round trip,
+/// one commit): the event insert, and an `UPDATE` that Postgres re-evaluates against the
+/// newest row version when callbacks of one call race, so they apply one after the other.
+///
+/// The `UPDATE` is [`CallProgress::apply`] written in SQL; `apply` is the specification,
+/// and a test replays callbacks in every order through both and compares the rows.
 pub async fn record_status(
     pool: &PgPool,
     id: CallId,
     update: &StatusUpdate,
     payload: &Value,
 ) -> Result<Applied, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let row: Option<(bool, CallProgress)> = sqlx::query_as::<_, InsertedProgress>(
+    use crate::telephony::{AnsweredBy, CallStatus};
+    let status = &update.status;
+    let known = !matches!(status, CallStatus::Unknown(_));
+    let (found, inserted, newer): (bool, bool, Option<bool>) = sqlx::query_as(
         "WITH ev AS (
              INSERT INTO call_events (tenant_id, call_id, call_sid, kind, event_key, sequence, payload)
              SELECT tenant_id, id, $2, 'status', $3, $4, $5 FROM calls WHERE id = $1
              ON CONFLICT (call_id, kind, event_key) DO NOTHING
-             RETURNING call_id)
-         SELECT EXISTS (SELECT 1 FROM ev) AS inserted, state, last_sequence, call_sid, answered_by,
-                disposition, answered_at, ended_at, duration_secs, error_code
-           FROM calls WHERE id = $1 FOR UPDATE",
+             RETURNING call_id),
+         upd AS (
+             UPDATE calls c SET
+                 state = CASE WHEN ($15 AND NOT c.is_final AND $7 >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR $4::int IS NULL OR $4 > c.last_sequence)) THEN $6 ELSE c.state END,
+                 last_sequence = CASE WHEN ($15 AND NOT c.is_final AND $7 >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR $4::int IS NULL OR $4 > c.last_sequence)) THEN COALESCE($4, c.last_sequence) ELSE c.last_sequence END,
+                 call_sid = COALESCE(c.call_sid, $2),
+                 answered_at = CASE WHEN $6 = 'in-progress' THEN COALESCE(c.answered_at, $9) ELSE c.answered_at END,
+                 answered_by = COALESCE(c.answered_by, $10),
+                 ended_at = CASE WHEN $8 THEN COALESCE(c.ended_at, $9) ELSE c.ended_at END,
+                 duration_secs = CASE WHEN $8 THEN COALESCE(c.duration_secs, $11) ELSE c.duration_secs END,
+                 error_code = CASE WHEN $8 THEN COALESCE(c.error_code, $12) ELSE c.error_code END,
+                 disposition = CASE
+                     WHEN ($15 AND NOT c.is_final AND $7 >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR $4::int IS NULL OR $4 > c.last_sequence)) AND $8 AND c.disposition IS NULL THEN
+                         CASE WHEN COALESCE(c.answered_by, $10) IN
+                                   ('machine_start', 'machine_end_beep', 'machine_end_silence', 'machine_end_other')
+                              THEN $14 ELSE $13 END
+                     ELSE c.disposition END,
+                 final_deadline = CASE WHEN ($15 AND NOT c.is_final AND $7 >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR $4::int IS NULL OR $4 > c.last_sequence)) AND $8 THEN NULL ELSE c.final_deadline END,
+                 hold_deadline = CASE WHEN ($15 AND NOT c.is_final AND $7 >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR $4::int IS NULL OR $4 > c.last_sequence)) AND $8 THEN NULL ELSE c.hold_deadline END
+             FROM ev
+             WHERE c.id = ev.call_id
+             -- The new row: the callback was applied if the call now shows its status and
+             -- sequence (RETURNING sees only the new values on Postgres < 18).
+             RETURNING c.state = $6 AND c.last_sequence IS NOT DISTINCT FROM COALESCE($4, c.last_sequence) AS newer)
+         SELECT EXISTS (SELECT 1 FROM calls WHERE id = $1), EXISTS (SELECT 1 FROM ev), (SELECT newer FROM upd)",
     )
     .bind(id)
     .bind(update.sid.as_ref().map(|s| s.as_str()))
     .bind(update.event_key())
     .bind(update.sequence)
     .bind(payload)
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(|r| (r.inserted, r.progress));
-    let Some((inserted, mut progress)) = row else {
-        return Ok(Applied::UnknownCall);
-    };
-    if !inserted {
-        return Ok(Applied::Duplicate);
-    }
-    let before = progress.clone();
-    let newer = progress.apply(update);
-    if progress != before {
-        sqlx::query(
-            "UPDATE calls SET state = $2, last_sequence = $3, call_sid = $4, answered_by = $5,
-                    disposition = $6, answered_at = $7, ended_at = $8, duration_secs = $9,
-                    error_code = $10,
-                    final_deadline = CASE WHEN $11 THEN NULL ELSE final_deadline END,
-                    hold_deadline = CASE WHEN $11 THEN NULL ELSE hold_deadline END
-              WHERE id = $1",
-        )
-        .bind(id)
-        .bind(&progress.state)
-        .bind(progress.last_sequence)
-        .bind(&progress.call_sid)
-        .bind(&progress.answered_by)
-        .bind(&progress.disposition)
-        .bind(progress.answered_at)
-        .bind(progress.ended_at)
-        .bind(progress.duration_secs)
-        .bind(progress.error_code)
-        .bind(newer && update.status.is_final())
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(if newer {
-        Applied::Applied
-    } else {
-        Applied::Stale
+    .bind(status.as_str())
+    .bind(i32::from(status.rank()))
+    .bind(status.is_final())
+    .bind(update.at)
+    .bind(update.answered_by.as_ref().map(|a| a.as_str()))
+    .bind(update.duration_secs)
+    .bind(update.error_code)
+    .bind(super::disposition_for(status, None))
+    .bind(super::disposition_for(status, Some(&AnsweredBy::MachineEndBeep)))
+    .bind(known)
+    .fetch_one(pool)
+    .await?;
+    Ok(match (found, inserted, newer) {
+        (false, _, _) => Applied::UnknownCall,
+        (true, false, _) => Applied::Duplicate,
+        (true, true, Some(true)) => Applied::Applied,
+        (true, true, _) => Applied::Stale,
     })
 }
 
-#[derive(sqlx::FromRow)]
-struct InsertedProgress {
-    inserted: bool,
-    #[sqlx(flatten)]
-    progress: CallProgress,
+/// A call's progress as stored (for checking [`record_status`] against [`CallProgress::apply`]).
+pub async fn progress(pool: &PgPool, id: CallId) -> Result<Option<CallProgress>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT state, last_sequence, call_sid, answered_by, disposition, answered_at, ended_at,
+                duration_secs, error_code
+           FROM calls WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Stores the asynchronous AMD verdict and records it on the call. A machine verdict that

@@ -337,3 +337,68 @@ async fn agent_pressing_1_joins_the_lead_and_anything_else_declines() {
         "{xml}"
     );
 }
+
+/// `call::repo::record_status` (SQL) must do exactly what `CallProgress::apply` (the pure
+/// specification) does, for every arrival order, with duplicates and unknown statuses.
+#[tokio::test]
+async fn stored_progress_matches_the_pure_model_for_every_arrival_order() {
+    use chrono::TimeZone;
+    use dialer::call::{CallProgress, StatusUpdate, repo};
+    use dialer::telephony::{AnsweredBy, CallSid, CallStatus};
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+
+    let app = spawn_app().await;
+    let ids = app.seed_calls(40).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for (n, id) in ids.iter().enumerate() {
+        let sid = CallSid::parse(&sid_of(*id)).unwrap();
+        let finals = ["completed", "busy", "no-answer", "failed", "canceled"];
+        let mut updates: Vec<StatusUpdate> = [
+            "initiated",
+            "ringing",
+            "in-progress",
+            finals[n % finals.len()],
+            "paused",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(seq, st)| StatusUpdate {
+            sid: Some(sid.clone()),
+            status: CallStatus::parse(st),
+            // Some carriers send no SequenceNumber: then only the status order counts.
+            sequence: (n % 3 != 0).then_some(seq as i32),
+            at: chrono::Utc
+                .timestamp_opt(1_700_000_000 + seq as i64 * 7, 0)
+                .unwrap(),
+            duration_secs: (seq == 3).then_some(33),
+            sip_response_code: None,
+            error_code: (seq == 3 && n % 5 == 3).then_some(32009),
+            answered_by: (seq == 3 && n % 4 == 1).then_some(AnsweredBy::MachineEndBeep),
+        })
+        .collect();
+        updates.shuffle(&mut rng);
+        let dup = rng.random_range(0..updates.len());
+        updates.push(updates[dup].clone());
+
+        let mut model = repo::progress(&app.db, *id).await.unwrap().unwrap();
+        for u in &updates {
+            let before: CallProgress = model.clone();
+            let payload = serde_json::json!({"CallStatus": u.status.as_str()});
+            let applied = repo::record_status(&app.db, *id, u, &payload)
+                .await
+                .unwrap();
+            if applied != dialer::call::Applied::Duplicate {
+                model.apply(u);
+            } else {
+                assert_eq!(model, before);
+            }
+            let stored = repo::progress(&app.db, *id).await.unwrap().unwrap();
+            assert_eq!(
+                stored, model,
+                "call {n}, after {} {:?}",
+                u.status, u.sequence
+            );
+        }
+    }
+}
