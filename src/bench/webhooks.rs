@@ -61,6 +61,7 @@ struct Prepared {
 /// `rate` = 0: closed loop, `concurrency` requests always in flight (maximum throughput).
 /// `rate` > 0: open loop, one request every 1/rate s whatever the answers (latency at a
 /// given load, measured from each request's scheduled time so queueing is counted).
+/// A warm-up round on other calls (not measured) first fills the connection pools.
 pub async fn run(
     settings: &Settings,
     callbacks: u64,
@@ -73,7 +74,6 @@ pub async fn run(
         s.http.listen = "127.0.0.1:0".into();
         s.http.public_url = "https://dialer.example.com".into();
         s.twilio.auth_token = Some(SecretString::from(token));
-        s.database.max_connections = s.database.max_connections.max(concurrency as u32);
         s.redis.key_prefix = format!("dialer-bench-{}:", uuid::Uuid::new_v4().simple());
         let app = crate::startup::Application::build(s.clone()).await?;
         let port = app.port();
@@ -81,86 +81,41 @@ pub async fn run(
         let stop = CancellationToken::new();
         let server = tokio::spawn(app.run_until_stopped(stop.clone()));
 
-        let calls = callbacks.div_ceil(4) as i64;
-        let (_, ids) = seed_calls(&pool, calls).await?;
-        let statuses = ["initiated", "ringing", "in-progress", "completed"];
-        let mut prepared = Vec::with_capacity(callbacks as usize);
-        'outer: for (seq, status) in statuses.iter().enumerate() {
-            for id in &ids {
-                if prepared.len() as u64 >= callbacks {
-                    break 'outer;
-                }
-                let path = format!("/twilio/calls/{id}/status");
-                let sid = format!("CA{:032x}", id.0);
-                let mut params = vec![
-                    ("AccountSid", "AC00000000000000000000000000000000".to_string()),
-                    ("ApiVersion", "2010-04-01".into()),
-                    ("CallSid", sid),
-                    ("CallStatus", status.to_string()),
-                    ("Direction", "outbound-api".into()),
-                    ("From", "+14155550000".into()),
-                    ("To", "+14155550100".into()),
-                    ("CallbackSource", "call-progress-events".into()),
-                    ("SequenceNumber", seq.to_string()),
-                    ("Timestamp", chrono::Utc::now().to_rfc2822()),
-                ];
-                if *status == "completed" {
-                    params.push(("CallDuration", "42".into()));
-                    params.push(("SipResponseCode", "200".into()));
-                }
-                let url = format!("{}{path}", s.http.public_url);
-                let signature = signature::compute(token.as_bytes(), &url, &params);
-                let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params.iter()).finish();
-                prepared.push(Prepared { path, body, signature });
-            }
-        }
+        let warm_count = (callbacks / 10).clamp(1, 2_000);
+        let (_, warm_ids) = seed_calls(&pool, warm_count.div_ceil(4) as i64).await?;
+        let (_, ids) = seed_calls(&pool, callbacks.div_ceil(4) as i64).await?;
+        let warm = prepare(&warm_ids, warm_count, &s.http.public_url, token);
+        let measured = prepare(&ids, callbacks, &s.http.public_url, token);
 
-        let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+        let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency.max(64)).build()?;
         let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        let in_flight = if rate > 0 { 4096 } else { concurrency };
-        let mut latencies: Vec<Duration> = futures::stream::iter(prepared.iter().enumerate())
-            .map(|(i, p)| {
-                let client = client.clone();
-                let url = format!("{base}{}", p.path);
-                async move {
-                    let t = if rate > 0 {
-                        let at = started + Duration::from_secs_f64(i as f64 / f64::from(rate));
-                        tokio::time::sleep_until(at.into()).await;
-                        at
-                    } else {
-                        Instant::now()
-                    };
-                    let r = client
-                        .post(&url)
-                        .header("X-Twilio-Signature", &p.signature)
-                        .header("Content-Type", "application/x-www-form-urlencoded")
-                        .body(p.body.clone())
-                        .send()
-                        .await;
-                    match r {
-                        Ok(r) if r.status().as_u16() == 204 => Ok(t.elapsed()),
-                        Ok(r) => Err(anyhow::anyhow!("callback answered {}", r.status())),
-                        Err(e) => Err(anyhow::anyhow!(e)),
-                    }
-                }
-            })
-            .buffer_unordered(in_flight)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let elapsed = started.elapsed();
+        fire(&client, &base, &warm, concurrency, rate).await?;
+        let (mut latencies, elapsed) = fire(&client, &base, &measured, concurrency, rate).await?;
         latencies.sort();
-        let pct = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1).min(latencies.len() - 1)];
+        let pct = |q: f64| {
+            latencies[((latencies.len() as f64 * q).ceil() as usize)
+                .saturating_sub(1)
+                .min(latencies.len() - 1)]
+        };
         let (events, completed): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM calls WHERE state = 'completed')",
         )
         .fetch_one(&pool)
         .await?;
-        let load = if rate > 0 { format!("offered at {rate}/s (open loop)") } else { format!("{concurrency} in flight (closed loop)") };
-        println!("webhooks: {} signed status callbacks, {load}, over loopback", latencies.len());
-        println!("  throughput   {:>10.0} callbacks/s", latencies.len() as f64 / elapsed.as_secs_f64());
+        let load = if rate > 0 {
+            format!("offered at {rate}/s (open loop)")
+        } else {
+            format!("{concurrency} in flight (closed loop)")
+        };
+        println!(
+            "webhooks: {} signed status callbacks, {load}, over loopback (after {} warm-up callbacks)",
+            latencies.len(),
+            warm.len()
+        );
+        println!(
+            "  throughput   {:>10.0} callbacks/s",
+            latencies.len() as f64 / elapsed.as_secs_f64()
+        );
         println!(
             "  latency      p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
             ms(pct(0.50)),
@@ -168,7 +123,11 @@ pub async fn run(
             ms(pct(0.99)),
             ms(pct(1.0))
         );
-        println!("  stored       {events} call events; {completed} of {} calls completed", ids.len());
+        println!(
+            "  stored       {events} call events ({} sent); {completed} of {} measured calls completed",
+            warm.len() + measured.len(),
+            ids.len()
+        );
         stop.cancel();
         let _ = server.await;
         anyhow::Ok(())
@@ -176,6 +135,93 @@ pub async fn run(
     .await;
     scratch.drop_now().await;
     result
+}
+
+/// Signed status callbacks for `ids`: initiated, ringing, in-progress, completed.
+fn prepare(ids: &[CallId], callbacks: u64, public_url: &str, token: &str) -> Vec<Prepared> {
+    let statuses = ["initiated", "ringing", "in-progress", "completed"];
+    let mut prepared = Vec::with_capacity(callbacks as usize);
+    'outer: for (seq, status) in statuses.iter().enumerate() {
+        for id in ids {
+            if prepared.len() as u64 >= callbacks {
+                break 'outer;
+            }
+            let path = format!("/twilio/calls/{id}/status");
+            let mut params = vec![
+                (
+                    "AccountSid",
+                    "AC00000000000000000000000000000000".to_string(),
+                ),
+                ("ApiVersion", "2010-04-01".into()),
+                ("CallSid", format!("CA{:032x}", id.0)),
+                ("CallStatus", status.to_string()),
+                ("Direction", "outbound-api".into()),
+                ("From", "+14155550000".into()),
+                ("To", "+14155550100".into()),
+                ("CallbackSource", "call-progress-events".into()),
+                ("SequenceNumber", seq.to_string()),
+                ("Timestamp", chrono::Utc::now().to_rfc2822()),
+            ];
+            if *status == "completed" {
+                params.push(("CallDuration", "42".into()));
+                params.push(("SipResponseCode", "200".into()));
+            }
+            let url = format!("{public_url}{path}");
+            let signature = signature::compute(token.as_bytes(), &url, &params);
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(params.iter())
+                .finish();
+            prepared.push(Prepared {
+                path,
+                body,
+                signature,
+            });
+        }
+    }
+    prepared
+}
+
+/// Sends `prepared`; returns each request's latency and the wall time of the whole run.
+async fn fire(
+    client: &reqwest::Client,
+    base: &str,
+    prepared: &[Prepared],
+    concurrency: usize,
+    rate: u32,
+) -> anyhow::Result<(Vec<Duration>, Duration)> {
+    let started = Instant::now();
+    let in_flight = if rate > 0 { 4096 } else { concurrency };
+    let latencies = futures::stream::iter(prepared.iter().enumerate())
+        .map(|(i, p)| {
+            let url = format!("{base}{}", p.path);
+            async move {
+                let t = if rate > 0 {
+                    let at = started + Duration::from_secs_f64(i as f64 / f64::from(rate));
+                    tokio::time::sleep_until(at.into()).await;
+                    at
+                } else {
+                    Instant::now()
+                };
+                let r = client
+                    .post(&url)
+                    .header("X-Twilio-Signature", &p.signature)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(p.body.clone())
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().as_u16() == 204 => Ok(t.elapsed()),
+                    Ok(r) => Err(anyhow::anyhow!("callback answered {}", r.status())),
+                    Err(e) => Err(anyhow::anyhow!(e)),
+                }
+            }
+        })
+        .buffer_unordered(in_flight)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((latencies, started.elapsed()))
 }
 
 fn ms(d: Duration) -> f64 {
