@@ -235,7 +235,16 @@ async fn create_call(
     }
 }
 
-fn parse_create(form: &Form) -> Result<(String, String, CreateParams), Refusal> {
+/// E.164 (`+` and 7–15 digits), or a `sip:` / `client:` address, as Twilio accepts.
+fn is_dialable(s: &str) -> bool {
+    let e164 = s.strip_prefix('+').is_some_and(|d| {
+        (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
+    });
+    e164 || (s.starts_with("sip:") || s.starts_with("client:")) && s.len() > 6
+}
+
+/// `To` and `From` as Twilio checks them (21201/21211, 21213/21212).
+fn parties(form: &Form) -> Result<(String, String), Refusal> {
     let to = form.get("To").filter(|s| !s.is_empty()).ok_or_else(|| {
         twilio_error(
             StatusCode::BAD_REQUEST,
@@ -243,6 +252,13 @@ fn parse_create(form: &Form) -> Result<(String, String, CreateParams), Refusal> 
             "No 'To' number is specified",
         )
     })?;
+    if !is_dialable(to) {
+        return Err(twilio_error(
+            StatusCode::BAD_REQUEST,
+            21211,
+            &format!("Invalid 'To' Phone Number: {to}"),
+        ));
+    }
     let from = form.get("From").filter(|s| !s.is_empty()).ok_or_else(|| {
         twilio_error(
             StatusCode::BAD_REQUEST,
@@ -250,6 +266,18 @@ fn parse_create(form: &Form) -> Result<(String, String, CreateParams), Refusal> 
             "No 'From' number is specified",
         )
     })?;
+    if !is_dialable(from) {
+        return Err(twilio_error(
+            StatusCode::BAD_REQUEST,
+            21212,
+            &format!("Invalid 'From' Phone Number: {from}"),
+        ));
+    }
+    Ok((to.to_string(), from.to_string()))
+}
+
+fn parse_create(form: &Form) -> Result<(String, String, CreateParams), Refusal> {
+    let (to, from) = parties(form)?;
     let url = form.url("Url")?;
     let twiml = form.get("Twiml").map(String::from);
     if url.is_none() && twiml.is_none() {
@@ -298,7 +326,7 @@ fn parse_create(form: &Form) -> Result<(String, String, CreateParams), Refusal> 
         record: form.bool("Record")?.unwrap_or(false),
         recording_callback: form.url("RecordingStatusCallback")?,
     };
-    Ok((to.to_string(), from.to_string(), params))
+    Ok((to, from, params))
 }
 
 fn call_json(shared: &Shared, h: &Handle) -> Value {
@@ -430,20 +458,7 @@ async fn add_participant(
 ) -> Response {
     let form = Form::parse(&body);
     let parsed = (|| -> Result<_, Refusal> {
-        let to = form.get("To").filter(|s| !s.is_empty()).ok_or_else(|| {
-            twilio_error(
-                StatusCode::BAD_REQUEST,
-                21201,
-                "No 'To' number is specified",
-            )
-        })?;
-        let from = form.get("From").filter(|s| !s.is_empty()).ok_or_else(|| {
-            twilio_error(
-                StatusCode::BAD_REQUEST,
-                21213,
-                "No 'From' number is specified",
-            )
-        })?;
+        let (to, from) = parties(&form)?;
         let events: HashSet<String> = form.all("StatusCallbackEvent").into_iter().collect();
         let join = call::ParticipantParams {
             conference: conf.clone(),
@@ -466,7 +481,7 @@ async fn add_participant(
                 .into_iter()
                 .collect(),
         };
-        Ok((to.to_string(), from.to_string(), join))
+        Ok((to, from, join))
     })();
     let (to, from, join) = match parsed {
         Ok(p) => p,
