@@ -242,6 +242,13 @@ async fn simulator_refuses_like_twilio_without_auth_with_bad_params_and_over_the
         (400, Some(21201)),
         "{body}"
     );
+    let bad_to = [("To", "4155550100"), good[1], good[2]];
+    let (status, body) = post_form(&calls, auth, &bad_to).await;
+    assert_eq!(
+        (status, body["code"].as_u64()),
+        (400, Some(21211)),
+        "{body}"
+    );
     let (status, body) = post_form(
         &calls,
         auth,
