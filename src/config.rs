@@ -72,6 +72,13 @@ pub struct DatabaseSettings {
     pub connect_timeout_secs: u64,
     /// Apply pending migrations when `serve` starts.
     pub migrate_on_start: bool,
+    /// Size of the separate pool that stores carrier callbacks (kept small: callbacks are
+    /// short statements, and fewer backends queue better than more on few cores).
+    pub webhook_connections: u32,
+    /// Wait for the WAL flush before answering a callback. When off, a crash of the
+    /// database server can lose the last few hundred milliseconds of callbacks (never
+    /// corrupts anything; the carrier's own record of each call reconciles them).
+    pub webhook_synchronous_commit: bool,
     #[serde(skip)]
     pub password: Option<SecretString>,
 }
@@ -83,6 +90,8 @@ impl Default for DatabaseSettings {
             max_connections: 20,
             connect_timeout_secs: 5,
             migrate_on_start: true,
+            webhook_connections: 8,
+            webhook_synchronous_commit: false,
             password: None,
         }
     }
@@ -361,6 +370,9 @@ impl Settings {
                 "database.url",
                 format!("scheme must be postgres://, not {}://", db.scheme()),
             ));
+        }
+        if self.database.webhook_connections == 0 {
+            return Err(self.invalid("database.webhook_connections", "must be at least 1"));
         }
         if self.database.max_connections == 0 {
             return Err(self.invalid("database.max_connections", "must be at least 1"));

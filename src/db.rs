@@ -32,6 +32,29 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
+/// The pool that stores carrier callbacks: its own connections (so a burst of callbacks
+/// never starves the API or the dialer), optionally without waiting for the WAL flush
+/// (`database.webhook_synchronous_commit`). Connects lazily.
+pub fn connect_webhooks(settings: &Settings) -> anyhow::Result<PgPool> {
+    let shown = redact_url(&settings.database.url);
+    let mut options: PgConnectOptions = settings
+        .database_url()
+        .expose_secret()
+        .parse()
+        .with_context(|| format!("invalid database.url {shown}"))?;
+    if !settings.database.webhook_synchronous_commit {
+        options = options.options([("synchronous_commit", "off")]);
+    }
+    let options =
+        options.log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.database.webhook_connections)
+        .acquire_timeout(Duration::from_secs(
+            settings.database.connect_timeout_secs.max(1),
+        ))
+        .connect_lazy_with(options))
+}
+
 /// Applies pending migrations; returns how many were applied.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<usize> {
     let before = applied_versions(pool).await.unwrap_or_default();

@@ -75,7 +75,8 @@ pub async fn status(
         error_code: p.get_i32("ErrorCode"),
         answered_by: p.get("AnsweredBy").map(AnsweredBy::parse),
     };
-    let outcome = call::repo::record_status(&state.db, CallId(id), &update, &p.to_json()).await;
+    let outcome =
+        call::repo::record_status(&state.webhook_db, CallId(id), &update, &p.to_json()).await;
     observe("status", started, outcome)
 }
 
@@ -89,8 +90,14 @@ pub async fn amd(
     let Some(by) = p.get("AnsweredBy").map(AnsweredBy::parse) else {
         return bad_request("AnsweredBy");
     };
-    let outcome =
-        call::repo::record_amd(&state.db, CallId(id), p.get("CallSid"), &by, &p.to_json()).await;
+    let outcome = call::repo::record_amd(
+        &state.webhook_db,
+        CallId(id),
+        p.get("CallSid"),
+        &by,
+        &p.to_json(),
+    )
+    .await;
     observe("amd", started, outcome)
 }
 
@@ -110,7 +117,7 @@ pub async fn conference(
         p.get("SequenceNumber").unwrap_or("")
     );
     let mut outcome = call::repo::record_event(
-        &state.db,
+        &state.webhook_db,
         CallId(id),
         p.get("CallSid"),
         "conference",
@@ -121,7 +128,7 @@ pub async fn conference(
     .await;
     if let (Ok(Applied::Applied), "participant-join", Some(who)) =
         (&outcome, event, p.get("CallSid"))
-        && let Err(e) = call::repo::mark_bridged(&state.db, CallId(id), who).await
+        && let Err(e) = call::repo::mark_bridged(&state.webhook_db, CallId(id), who).await
     {
         outcome = Err(e);
     }
@@ -140,7 +147,7 @@ pub async fn recording(
     };
     let key = format!("{rec}:{rstatus}");
     let mut outcome = call::repo::record_event(
-        &state.db,
+        &state.webhook_db,
         CallId(id),
         p.get("CallSid"),
         "recording",
@@ -151,7 +158,7 @@ pub async fn recording(
     .await;
     if matches!(outcome, Ok(Applied::Applied)) && rstatus == "completed" {
         let done = call::repo::set_recording(
-            &state.db,
+            &state.webhook_db,
             CallId(id),
             rec,
             p.get("RecordingUrl"),
@@ -179,7 +186,7 @@ pub async fn agent_status(
         p.get("SequenceNumber").unwrap_or("")
     );
     let outcome = call::repo::record_event(
-        &state.db,
+        &state.webhook_db,
         CallId(id),
         p.get("CallSid"),
         "agent_status",
@@ -202,7 +209,7 @@ pub async fn voice(
     let id = CallId(id);
     let key = p.get("CallSid").unwrap_or("").to_string();
     match call::repo::record_event(
-        &state.db,
+        &state.webhook_db,
         id,
         p.get("CallSid"),
         "voice",
@@ -233,7 +240,7 @@ pub async fn voicemail(
     let id = CallId(id);
     let key = p.get("CallSid").unwrap_or("").to_string();
     if let Err(e) = call::repo::record_event(
-        &state.db,
+        &state.webhook_db,
         id,
         p.get("CallSid"),
         "voicemail",
@@ -249,7 +256,7 @@ pub async fn voicemail(
         "SELECT c.voicemail_message, c.voicemail_audio_url FROM calls k JOIN campaigns c ON c.id = k.campaign_id WHERE k.id = $1",
     )
     .bind(id)
-    .fetch_optional(&state.db)
+    .fetch_optional(&state.webhook_db)
     .await
     {
         Ok(m) => m,
@@ -271,7 +278,7 @@ pub async fn agent_whisper(
     let id = CallId(id);
     let key = p.get("CallSid").unwrap_or("").to_string();
     if let Err(e) = call::repo::record_event(
-        &state.db,
+        &state.webhook_db,
         id,
         p.get("CallSid"),
         "agent_whisper",
@@ -287,7 +294,7 @@ pub async fn agent_whisper(
         "SELECT l.first_name, l.last_name FROM calls k JOIN leads l ON l.id = k.lead_id WHERE k.id = $1",
     )
     .bind(id)
-    .fetch_optional(&state.db)
+    .fetch_optional(&state.webhook_db)
     .await
     {
         Ok(n) => n,
@@ -320,7 +327,7 @@ pub async fn agent_accept(
     let digits = p.get("Digits").unwrap_or("");
     let key = format!("{}:{digits}", p.get("CallSid").unwrap_or(""));
     if let Err(e) = call::repo::record_event(
-        &state.db,
+        &state.webhook_db,
         id,
         p.get("CallSid"),
         "agent_accept",
@@ -332,7 +339,7 @@ pub async fn agent_accept(
     {
         return observe("agent_accept", started, Err(e));
     }
-    let call = match call::repo::get(&state.db, id).await {
+    let call = match call::repo::get(&state.webhook_db, id).await {
         Ok(Some(c)) => c,
         Ok(None) => return observe("agent_accept", started, Ok(Applied::UnknownCall)),
         Err(e) => return observe("agent_accept", started, Err(e)),
