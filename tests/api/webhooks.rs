@@ -402,3 +402,46 @@ async fn stored_progress_matches_the_pure_model_for_every_arrival_order() {
         }
     }
 }
+
+#[tokio::test]
+async fn completed_recording_is_recorded_on_its_call_once() {
+    let app = spawn_app().await;
+    let id = app.seed_calls(1).await[0];
+    let recording = |st: &str| -> Params {
+        vec![
+            ("CallSid", sid_of(id)),
+            ("RecordingSid", "RE0123456789abcdef0123456789abcdef".into()),
+            (
+                "RecordingUrl",
+                "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE01".into(),
+            ),
+            ("RecordingStatus", st.into()),
+            ("RecordingDuration", "61".into()),
+        ]
+    };
+    let path = format!("/twilio/calls/{id}/recording");
+    for st in ["in-progress", "completed", "completed"] {
+        assert_eq!(
+            app.callback(&path, &recording(st)).await.status(),
+            StatusCode::NO_CONTENT
+        );
+    }
+    let (sid, secs, events): (Option<String>, Option<i32>, i64) = sqlx::query_as(
+        "SELECT recording_sid, recording_duration_secs,
+                (SELECT count(*) FROM call_events e WHERE e.call_id = c.id AND e.kind = 'recording')
+           FROM calls c WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(sid.as_deref(), Some("RE0123456789abcdef0123456789abcdef"));
+    assert_eq!(secs, Some(61));
+    assert_eq!(
+        events, 2,
+        "in-progress and completed, the repeat stored once"
+    );
+    // A recording callback without its identifying fields is refused and stores nothing.
+    let r = app.callback(&path, &vec![("CallSid", sid_of(id))]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
