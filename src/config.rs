@@ -90,7 +90,7 @@ impl Default for DatabaseSettings {
             max_connections: 20,
             connect_timeout_secs: 5,
             migrate_on_start: true,
-            webhook_connections: 8,
+            webhook_connections: 6,
             webhook_synchronous_commit: false,
             password: None,
         }
