@@ -61,6 +61,25 @@ pub enum Command {
     /// Run the carrier simulator: a Twilio-compatible REST subset that plays calls out and
     /// sends signed callbacks (for tests, demos and benchmarks)
     Sim(SimArgs),
+    /// Zero-configuration end-to-end run: local services, the simulator, sample_leads.csv,
+    /// one campaign to completion, a disposition report
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The leads to dial
+    #[arg(long, default_value = "sample_leads.csv", value_name = "FILE")]
+    pub leads: PathBuf,
+    /// Simulated seconds per real second (the daemon's clock and the simulator's calls)
+    #[arg(long, default_value_t = 600.0)]
+    pub speed: f64,
+    /// Give up after this many real seconds
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+    /// Keep the demo database afterwards (to look at it with psql)
+    #[arg(long)]
+    pub keep_database: bool,
 }
 
 #[derive(Debug, Args)]
@@ -259,6 +278,24 @@ pub enum CampaignCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Start a draft campaign: its due leads are dialled within its windows
+    Start(LifecycleArgs),
+    /// Pause an active campaign: no new dials from now on; live calls finish normally
+    Pause(LifecycleArgs),
+    /// Resume a paused campaign
+    Resume(LifecycleArgs),
+    /// Stop a campaign for good (its leads stay as they are); live calls finish normally
+    Stop(LifecycleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LifecycleArgs {
+    pub id: CampaignId,
+    /// Only find the campaign within this tenant
+    #[arg(long, value_name = "TENANT_ID")]
+    pub tenant: Option<TenantId>,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -327,6 +364,9 @@ pub struct CreateCampaign {
     /// Lead-local legal calling window
     #[arg(long, default_value = "08:00-21:00", value_name = "HH:MM-HH:MM")]
     pub legal_window: String,
+    /// Legal window for one region or state instead of --legal-window, e.g. US-FL=08:00-20:00 (repeatable)
+    #[arg(long = "legal-window-override", value_name = "PLACE=HH:MM-HH:MM")]
+    pub legal_window_overrides: Vec<String>,
     #[command(flatten)]
     pub out: JsonFlag,
 }
@@ -376,6 +416,25 @@ impl CreateCampaign {
             .map(|v| cs::parse_e164("callback_number", v))
             .transpose()?;
         c.legal_window = DailyWindow::parse("legal_window", &self.legal_window)?;
+        for o in &self.legal_window_overrides {
+            let (place, window) = o.split_once('=').ok_or_else(|| cs::SettingError {
+                field: "legal_window_override",
+                value: o.clone(),
+                reason: "expected PLACE=HH:MM-HH:MM, e.g. US-FL=08:00-20:00".into(),
+            })?;
+            let w = DailyWindow::parse("legal_window_override", window)?;
+            c.legal_window_overrides.insert(
+                place.trim().to_ascii_uppercase(),
+                [
+                    w.start.format("%H:%M").to_string(),
+                    w.end.format("%H:%M").to_string(),
+                ],
+            );
+        }
+        crate::schedule::LegalHours::from_json(
+            c.legal_window,
+            &serde_json::json!(c.legal_window_overrides),
+        )?;
         c.validate()?;
         Ok(c)
     }
@@ -388,6 +447,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail_config(&e),
     };
+    let mut settings = settings;
+    if matches!(cli.command, Command::Demo(_)) && std::env::var_os("RUST_LOG").is_none() {
+        // The demo prints its own progress; only trouble is logged.
+        settings.log.filter = "warn".into();
+    }
     crate::telemetry::init(&settings.log);
     match dispatch(cli.command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -459,6 +523,18 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             rate,
         }) => crate::bench::webhooks::run(&settings, callbacks, concurrency, rate).await,
         Command::Sim(args) => sim(args).await,
+        Command::Demo(args) => {
+            crate::demo::run::run(
+                crate::demo::run::DemoOptions {
+                    leads: args.leads,
+                    speed: args.speed,
+                    timeout: std::time::Duration::from_secs(args.timeout_secs),
+                    keep_database: args.keep_database,
+                },
+                &settings,
+            )
+            .await
+        }
     }
 }
 
@@ -578,6 +654,18 @@ async fn campaign(cmd: CampaignCommand, settings: Settings) -> anyhow::Result<()
             }
             Ok(())
         }
+        CampaignCommand::Start(a) => {
+            lifecycle(&pool, a, crate::engine::lifecycle::Action::Start).await
+        }
+        CampaignCommand::Pause(a) => {
+            lifecycle(&pool, a, crate::engine::lifecycle::Action::Pause).await
+        }
+        CampaignCommand::Resume(a) => {
+            lifecycle(&pool, a, crate::engine::lifecycle::Action::Resume).await
+        }
+        CampaignCommand::Stop(a) => {
+            lifecycle(&pool, a, crate::engine::lifecycle::Action::Stop).await
+        }
         CampaignCommand::Show { id, tenant, out } => {
             let c = crate::campaign::repo::get(&mut conn, tenant, id)
                 .await?
@@ -589,6 +677,19 @@ async fn campaign(cmd: CampaignCommand, settings: Settings) -> anyhow::Result<()
             Ok(())
         }
     }
+}
+
+async fn lifecycle(
+    pool: &sqlx::PgPool,
+    a: LifecycleArgs,
+    action: crate::engine::lifecycle::Action,
+) -> anyhow::Result<()> {
+    let v = crate::engine::lifecycle::transition(pool, a.tenant, a.id, action).await?;
+    if a.out.json {
+        return print_json(&v);
+    }
+    println!("campaign {} is now {}", v.id, v.status);
+    Ok(())
 }
 
 async fn leads(cmd: LeadsCommand, settings: Settings) -> anyhow::Result<()> {

@@ -58,6 +58,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub daemon: DaemonSettings,
+    pub dialer: DialerSettings,
     /// Where each value came from that is not a default, for `config check`.
     #[serde(skip)]
     pub origins: BTreeMap<String, String>,
@@ -204,6 +205,46 @@ pub struct DaemonSettings {
 impl Default for DaemonSettings {
     fn default() -> Self {
         Self { tick_ms: 5000 }
+    }
+}
+
+/// The dialing engine of `dialer serve`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialerSettings {
+    /// Run the pacer, dialers and sweeper in this instance (webhooks and the API run regardless).
+    pub enabled: bool,
+    /// How often the pacer looks for free capacity when nothing wakes it sooner.
+    pub tick_ms: u64,
+    /// How often each active campaign's queue of dial jobs is topped up from Postgres.
+    pub fill_interval_ms: u64,
+    /// How often deadlines (hold limit, stuck attempts) and campaign completion are checked.
+    pub sweep_interval_ms: u64,
+    /// Consecutive carrier failures that open the circuit (dialling pauses).
+    pub circuit_failures: u32,
+    /// First pause after the circuit opens; doubles per failed probe up to `circuit_max_pause_secs`.
+    pub circuit_pause_secs: u64,
+    pub circuit_max_pause_secs: u64,
+    /// An attempt without a final callback this long after its ring time is asked about at the carrier.
+    pub stuck_after_secs: u64,
+    /// Said to a person whom no agent could take, before hanging up.
+    pub abandon_message: String,
+}
+
+impl Default for DialerSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            tick_ms: 20,
+            fill_interval_ms: 250,
+            sweep_interval_ms: 1000,
+            circuit_failures: 5,
+            circuit_pause_secs: 5,
+            circuit_max_pause_secs: 60,
+            stuck_after_secs: 120,
+            abandon_message: "Sorry, all of our agents are busy. We will call you back. Goodbye."
+                .into(),
+        }
     }
 }
 
@@ -434,6 +475,12 @@ impl Settings {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| self.invalid("log.filter", e.to_string()))?;
+        if self.dialer.tick_ms == 0
+            || self.dialer.fill_interval_ms == 0
+            || self.dialer.sweep_interval_ms == 0
+        {
+            return Err(self.invalid("dialer.tick_ms", "dialer intervals must be at least 1 ms"));
+        }
         if self.daemon.tick_ms < 100 {
             return Err(self.invalid("daemon.tick_ms", "must be at least 100"));
         }

@@ -23,6 +23,9 @@ pub struct Readiness {
 pub struct Checks {
     pub postgres: String,
     pub redis: String,
+    /// The carrier as this instance's dialer sees it. Informational: an instance whose
+    /// carrier is down still serves webhooks and the API, so it stays ready.
+    pub carrier: String,
 }
 
 /// Always 200 while the process serves HTTP.
@@ -79,7 +82,25 @@ pub async fn check(state: &AppState) -> Readiness {
         checks: Checks {
             postgres: show(pg),
             redis: show(redis),
+            carrier: carrier_state(state),
         },
+    }
+}
+
+fn carrier_state(state: &AppState) -> String {
+    if state.engine.carrier.is_none() {
+        return "not configured".into();
+    }
+    let v = state.engine.circuit.view();
+    if v.open {
+        format!(
+            "circuit open since {}: dialling paused after {} consecutive failures (last: {})",
+            v.opened_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            v.consecutive_failures,
+            v.last_error.unwrap_or_default()
+        )
+    } else {
+        "ok".into()
     }
 }
 

@@ -18,6 +18,7 @@
 //! - [`campaign`]: campaigns and their settings (parsed, validated, stored).
 //! - [`phone`]: `PhoneNumber` (valid E.164 by construction), `Region`, line types, time zones.
 //! - [`lead`]: leads and the CSV importer (mapping, row checks, the parallel COPY pipeline).
+//! - [`engine`]: the dialing engine: pacing (Redis hopper + GCRA), claims under Postgres locks, retries, sweeps, lifecycle.
 //! - [`dnc`]: do-not-call lists (tenant and global), their repo and file import.
 //! - [`webhooks`]: carrier callbacks under `/twilio/…`: signature check on the raw body, idempotent handling.
 //! - [`api`]: the REST API under `/api/v1`: API-key auth, one error shape, imports and DNC.
@@ -34,10 +35,12 @@ pub mod daemon;
 pub mod db;
 pub mod dispatch;
 pub mod dnc;
+pub mod engine;
 pub mod health;
 pub mod lead;
 pub mod lifecycle;
 pub mod phone;
+pub mod schedule;
 pub mod sim;
 pub mod startup;
 pub mod telemetry;

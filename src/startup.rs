@@ -27,6 +27,8 @@ pub struct AppState {
     /// Carrier callbacks only (see `db::connect_webhooks`).
     pub webhook_db: PgPool,
     pub redis: Redis,
+    /// The dialing engine's shared parts (clock, carrier client, circuit breaker).
+    pub engine: crate::engine::Shared,
     pub hasher: crate::auth::KeyHasher,
     /// Background work (imports, the main loop) that shutdown waits for.
     pub tasks: TaskTracker,
@@ -72,6 +74,7 @@ impl Application {
         Ok(Self {
             listener,
             state: AppState {
+                engine: crate::engine::Shared::new(&settings, crate::engine::Clock::system()),
                 hasher: crate::auth::KeyHasher::new(settings.auth.api_key_pepper.clone()),
                 settings: Arc::new(settings),
                 db,
@@ -90,6 +93,11 @@ impl Application {
         &self.state
     }
 
+    /// Replaces the engine's clock (the demo runs on simulated time; tests move it).
+    pub fn set_clock(&mut self, clock: crate::engine::Clock) {
+        self.state.engine.clock = clock;
+    }
+
     /// Serves until `token` is cancelled, then stops background work, lets in-flight
     /// requests finish (bounded by `http.shutdown_grace_secs`) and returns.
     pub async fn run_until_stopped(self, token: CancellationToken) -> anyhow::Result<()> {
@@ -98,6 +106,7 @@ impl Application {
         let tracker = self.state.tasks.clone();
         let main_loop = crate::daemon::MainLoop::new(self.state.clone());
         tracker.spawn(main_loop.run(token.child_token()));
+        crate::engine::spawn(&self.state, token.child_token());
 
         metrics::gauge!("dialer_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         let app = router(self.state.clone());

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: API-key authentication, one JSON error shape, and the
 //! resources (imports and DNC lists so far).
 
+pub mod campaigns;
 pub mod dnc;
 pub mod imports;
 
@@ -21,6 +22,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/leads/template.csv", get(imports::template))
         .route("/api/v1/campaigns/{id}/leads", post(imports::upload))
+        .route("/api/v1/campaigns/{id}/progress", get(campaigns::progress))
+        .route("/api/v1/campaigns/{id}/{action}", post(campaigns::act))
         .route("/api/v1/imports/{id}", get(imports::show))
         .route("/api/v1/imports/{id}/errors.csv", get(imports::errors_csv))
         .route("/api/v1/dnc", get(dnc::list).post(dnc::add))

@@ -169,3 +169,20 @@ async fn run_import(settings: &Settings, path: &PathBuf) -> anyhow::Result<()> {
     pool.close().await;
     Ok(())
 }
+
+/// Deletes every Redis key under `prefix` (a benchmark's or the demo's namespace).
+pub async fn delete_prefix(redis_url: &str, prefix: &str) -> anyhow::Result<()> {
+    let client = redis::Client::open(redis_url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await?;
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(keys)
+            .query_async::<i64>(&mut conn)
+            .await?;
+    }
+    Ok(())
+}

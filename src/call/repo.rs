@@ -149,12 +149,21 @@ pub async fn record_amd(
     if applied != Applied::Applied {
         return Ok(applied);
     }
+    // A machine verdict that arrives after the call ended (callbacks overtake each other)
+    // still makes it a voicemail, even if the engine had judged the unbridged answer
+    // abandoned; the lead's outcome follows when this was its latest attempt.
     sqlx::query(
-        "UPDATE calls SET answered_by = COALESCE(answered_by, $2),
-                human_detected_at = CASE WHEN $2 = 'human' THEN COALESCE(human_detected_at, now())
-                                         ELSE human_detected_at END,
-                disposition = CASE WHEN $3 AND disposition = 'answered' THEN 'voicemail' ELSE disposition END
-          WHERE id = $1",
+        "WITH k AS (
+             UPDATE calls SET answered_by = COALESCE(answered_by, $2),
+                    human_detected_at = CASE WHEN $2 = 'human' THEN COALESCE(human_detected_at, now())
+                                             ELSE human_detected_at END,
+                    disposition = CASE WHEN $3 AND bridged_at IS NULL AND disposition IN ('answered', 'abandoned')
+                                       THEN 'voicemail' ELSE disposition END
+              WHERE id = $1
+             RETURNING lead_id, attempt, disposition)
+         UPDATE leads l SET final_reason = 'voicemail'
+           FROM k WHERE $3 AND l.id = k.lead_id AND l.attempts = k.attempt AND l.status = 'done'
+            AND l.final_reason = 'abandoned' AND k.disposition = 'voicemail'",
     )
     .bind(id)
     .bind(answered_by.as_str())

@@ -80,6 +80,8 @@ pub struct NewCampaign {
     pub seller_name: Option<String>,
     pub callback_number: Option<crate::phone::PhoneNumber>,
     pub legal_window: DailyWindow,
+    /// Per region / state legal windows: {"US-FL": ["08:00", "20:00"]}.
+    pub legal_window_overrides: std::collections::BTreeMap<String, [String; 2]>,
 }
 
 impl NewCampaign {
@@ -117,6 +119,7 @@ impl NewCampaign {
             seller_name: None,
             callback_number: None,
             legal_window: DailyWindow::parse("legal_window", "08:00-21:00")?,
+            legal_window_overrides: Default::default(),
         })
     }
 
@@ -211,8 +214,8 @@ pub mod repo {
              start_date, end_date, default_region, max_concurrent, dial_ratio, dial_timeout_secs, max_attempts, \
              retry_no_answer_secs, retry_busy_secs, retry_failed_secs, retry_voicemail_secs, amd_enabled, \
              voicemail_message, recording_enabled, max_hold_ms, seller_name, callback_number, \
-             legal_window_start, legal_window_end) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27) \
+             legal_window_start, legal_window_end, legal_window_overrides, voicemail_audio_url) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29) \
              RETURNING ",
             columns!()
         );
@@ -237,13 +240,23 @@ pub mod repo {
             .bind(secs(c.retry_failed_secs))
             .bind(secs(c.retry_voicemail_secs))
             .bind(c.amd_enabled)
-            .bind(&c.voicemail_message)
+            .bind(
+                c.voicemail_message
+                    .as_deref()
+                    .filter(|m| !(m.starts_with("https://") || m.starts_with("http://"))),
+            )
             .bind(c.recording_enabled)
             .bind(c.max_hold_ms)
             .bind(&c.seller_name)
             .bind(c.callback_number.as_ref().map(|p| p.as_str()))
             .bind(c.legal_window.start)
             .bind(c.legal_window.end)
+            .bind(serde_json::json!(c.legal_window_overrides))
+            .bind(
+                c.voicemail_message
+                    .as_deref()
+                    .filter(|m| m.starts_with("https://") || m.starts_with("http://")),
+            )
             .fetch_one(conn)
             .await
     }

@@ -15,7 +15,8 @@ const CONFERENCE_EVENTS: [ConferenceCallbackEvent; 4] = [
     ConferenceCallbackEvent::Leave,
 ];
 
-fn url(base: &str, id: CallId, tail: &str) -> String {
+/// The URL of one of an attempt's webhooks.
+pub fn url(base: &str, id: CallId, tail: &str) -> String {
     format!("{}/twilio/calls/{id}/{tail}", base.trim_end_matches('/'))
 }
 
@@ -68,6 +69,11 @@ pub fn agent_whisper(id: CallId, base: &str, lead_name: &str) -> VoiceResponse {
 /// The agent accepted: join the lead's conference, which starts now.
 pub fn agent_join(id: CallId, base: &str) -> VoiceResponse {
     VoiceResponse::new().dial(Dial::new().conference(conference(id, base, true)))
+}
+
+/// Nobody could take the person's call: the campaign's message, then hang up.
+pub fn abandon(message: &str) -> VoiceResponse {
+    VoiceResponse::new().say(Say::new(message)).hangup()
 }
 
 pub fn agent_declined() -> VoiceResponse {

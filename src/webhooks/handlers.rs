@@ -77,6 +77,9 @@ pub async fn status(
     };
     let outcome =
         call::repo::record_status(&state.webhook_db, CallId(id), &update, &p.to_json()).await;
+    if matches!(outcome, Ok(Applied::Applied)) && update.status.is_final() {
+        crate::engine::on_final(&state, CallId(id)).await;
+    }
     observe("status", started, outcome)
 }
 
@@ -98,6 +101,11 @@ pub async fn amd(
         &p.to_json(),
     )
     .await;
+    if matches!(outcome, Ok(Applied::Applied)) {
+        // Redirecting the call is a request to the carrier: answer the callback first.
+        let state = state.clone();
+        tokio::spawn(async move { crate::engine::on_amd(&state, CallId(id), &by).await });
+    }
     observe("amd", started, outcome)
 }
 
@@ -221,6 +229,7 @@ pub async fn voice(
     {
         Ok(Applied::UnknownCall) => return observe("voice", started, Ok(Applied::UnknownCall)),
         Err(e) => return observe("voice", started, Err(e)),
+        Ok(Applied::Applied) => crate::engine::on_answer(&state, id).await,
         Ok(_) => {}
     }
     let base = &state.settings.http.public_url;
@@ -353,4 +362,29 @@ pub async fn agent_accept(
         docs::agent_join(id, &state.settings.http.public_url)
     };
     twiml_response(&r)
+}
+
+/// Nobody could take the person's call in time: the abandon message, then hang up.
+pub async fn abandon(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Extension(p): Extension<TwilioParams>,
+) -> Response {
+    let started = Instant::now();
+    let key = p.get("CallSid").unwrap_or("").to_string();
+    match call::repo::record_event(
+        &state.webhook_db,
+        CallId(id),
+        p.get("CallSid"),
+        "abandon",
+        &key,
+        None,
+        &p.to_json(),
+    )
+    .await
+    {
+        Ok(Applied::UnknownCall) => observe("abandon", started, Ok(Applied::UnknownCall)),
+        Err(e) => observe("abandon", started, Err(e)),
+        Ok(_) => twiml_response(&docs::abandon(&state.settings.dialer.abandon_message)),
+    }
 }

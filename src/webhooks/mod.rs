@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/twilio/calls/{id}/amd", post(handlers::amd))
         .route("/twilio/calls/{id}/voice", post(handlers::voice))
         .route("/twilio/calls/{id}/voicemail", post(handlers::voicemail))
+        .route("/twilio/calls/{id}/abandon", post(handlers::abandon))
         .route("/twilio/calls/{id}/conference", post(handlers::conference))
         .route("/twilio/calls/{id}/recording", post(handlers::recording))
         .route(

@@ -79,6 +79,11 @@ impl TestDb {
                 TEST_ACCOUNT_SID.into(),
             ),
             ("DIALER__TWILIO__AUTH_TOKEN".into(), TEST_AUTH_TOKEN.into()),
+            // Nothing listens there: a test that dials points this at its simulator.
+            (
+                "DIALER__TWILIO__API_BASE_URL".into(),
+                "http://127.0.0.1:9".into(),
+            ),
             ("DIALER__AUTH__API_KEY_PEPPER".into(), "test-pepper".into()),
             ("DIALER__LOG__FILTER".into(), "warn".into()),
         ]
@@ -131,6 +136,10 @@ pub struct TestApp {
     /// The URL the carrier signs callbacks for (`http.public_url`).
     pub public_url: String,
     pub db: PgPool,
+    /// The engine's shared parts (its movable clock, the circuit breaker).
+    pub engine: dialer::engine::Shared,
+    /// The app's effective settings (a second instance on the same database reuses them).
+    pub settings: Settings,
     pub client: reqwest::Client,
     pub token: CancellationToken,
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -162,6 +171,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("application builds");
     let port = app.port();
     let db = app.state().db.clone();
+    let engine = app.state().engine.clone();
+    let app_settings = (*app.state().settings).clone();
     let public_url = app.state().settings.http.public_url.clone();
     let token = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(token.clone()));
@@ -169,6 +180,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         public_url,
         address: format!("http://127.0.0.1:{port}"),
         db,
+        engine,
+        settings: app_settings,
         client: reqwest::Client::new(),
         token,
         server,

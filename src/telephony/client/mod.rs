@@ -248,6 +248,14 @@ impl TwilioClient {
         Ok(resource)
     }
 
+    /// The call as the carrier sees it now (`GET /Calls/{Sid}.json`).
+    #[tracing::instrument(name = "twilio.fetch_call", skip_all, fields(call.sid = %sid))]
+    pub async fn fetch_call(&self, sid: &CallSid) -> Result<CallResource, TwilioError> {
+        let url = self.url(&["Calls", &format!("{sid}.json")]);
+        let body = self.execute(Method::GET, url, None).await?;
+        decode(&body)
+    }
+
     /// Redirects, cancels or hangs up a call (`POST /Calls/{Sid}.json`).
     #[tracing::instrument(name = "twilio.update_call", skip_all, fields(call.sid = %sid))]
     pub async fn update_call(

@@ -1,0 +1,59 @@
+//! Campaign lifecycle and live progress under `/api/v1/campaigns/{id}/…`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+
+use super::{ApiError, Caller};
+use crate::campaign::CampaignId;
+use crate::engine::lifecycle::{self, Action, LifecycleError};
+use crate::startup::AppState;
+
+fn parse_id(id: &str) -> Result<CampaignId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::NotFound(format!("no campaign {id}")))
+}
+
+/// `POST /api/v1/campaigns/{id}/{start|pause|resume|stop}`
+pub async fn act(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Json<lifecycle::StatusView>, ApiError> {
+    caller.require_manager()?;
+    let id = parse_id(&id)?;
+    let action: Action = action.parse().map_err(|m: String| ApiError::NotFound(m))?;
+    match lifecycle::transition(&state.db, Some(caller.tenant), id, action).await {
+        Ok(v) => {
+            state.engine.wake.notify_one();
+            Ok(Json(v))
+        }
+        Err(LifecycleError::NotFound(_)) => Err(ApiError::NotFound(format!("no campaign {id}"))),
+        Err(LifecycleError::Db(e)) => Err(ApiError::Internal(e.0.into())),
+        Err(e @ LifecycleError::NoCallerId(_)) => Err(ApiError::invalid(
+            "missing_caller_id",
+            e.to_string(),
+            Some("caller_id"),
+        )),
+        Err(e @ LifecycleError::NoLeads(_)) => {
+            Err(ApiError::invalid("no_leads", e.to_string(), None))
+        }
+        Err(e @ LifecycleError::WrongStatus { .. }) => Err(ApiError::invalid(
+            "invalid_status",
+            e.to_string(),
+            Some("status"),
+        )),
+    }
+}
+
+/// `GET /api/v1/campaigns/{id}/progress`
+pub async fn progress(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<lifecycle::Progress>, ApiError> {
+    let id = parse_id(&id)?;
+    lifecycle::progress(&state.db, Some(caller.tenant), id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no campaign {id}")))
+}

@@ -1,0 +1,199 @@
+//! `dialer bench campaign`: a whole campaign against the simulator, with the daemon as a
+//! separate `dialer serve` process (so its memory is its own), checked from outside on
+//! the simulator's journal: dial rate against the CPS limit, live calls against
+//! `max_concurrent`, the time from a free slot to the next dial, callback answer times,
+//! and the daemon's peak memory.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+
+use super::ScratchDb;
+use super::campaign_report::CampaignReport;
+use crate::config::Settings;
+
+#[derive(Debug, Clone)]
+pub struct CampaignBench {
+    pub leads: u64,
+    pub max_concurrent: u32,
+    pub cps: u32,
+    /// Simulated seconds per real second in the simulator (call lengths).
+    pub speed: f64,
+    pub timeout: Duration,
+}
+
+const ACCOUNT: &str = "AC0000000000000000000000000000be00";
+const TOKEN: &str = "bench-auth-token";
+
+pub async fn run(settings: &Settings, b: CampaignBench) -> anyhow::Result<()> {
+    let (scratch, s) = ScratchDb::create(settings).await?;
+    let result = run_in(&s, &b).await;
+    scratch.drop_now().await;
+    result
+}
+
+async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
+    let pool = crate::db::connect(s).await?;
+    crate::db::migrate(&pool).await?;
+    let prefix = format!("dialer-bench-{}:", uuid::Uuid::new_v4().simple());
+
+    let mut sim_config = crate::sim::SimConfig {
+        listen: "127.0.0.1:0".into(),
+        account_sid: ACCOUNT.into(),
+        auth_token: TOKEN.into(),
+        speed: b.speed,
+        // The carrier accepts more than we may send: the daemon's pacing is what is measured.
+        cps: f64::from(b.cps) * 4.0,
+        max_concurrent_requests: 10_000,
+        seed: 3,
+        ..Default::default()
+    };
+    sim_config.validate()?;
+    let sim = crate::sim::Simulator::start(sim_config).await?;
+
+    // A tenant, an active campaign open all day, and its leads (written directly: the
+    // importer has its own benchmark).
+    let tenant = uuid::Uuid::now_v7();
+    let campaign = uuid::Uuid::now_v7();
+    sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, 'bench')")
+        .bind(tenant)
+        .execute(&pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO campaigns (id, tenant_id, name, status, caller_id, window_start, window_end, days,
+                                legal_window_start, legal_window_end, max_concurrent, max_attempts,
+                                voicemail_message, dial_timeout_secs)
+         VALUES ($1, $2, 'bench', 'active', '+14155550100', '00:00', '23:59', 127, '00:00', '23:59', $3, 1,
+                 'Please call us back', 20)",
+    )
+    .bind(campaign)
+    .bind(tenant)
+    .bind(b.max_concurrent as i32)
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO leads (tenant_id, campaign_id, phone_raw, phone_e164, region, time_zones, priority)
+         SELECT $1, $2, '+1212' || (2000000 + i)::text, '+1212' || (2000000 + i)::text, 'US',
+                ARRAY['America/New_York'], 1 + (i % 4)
+           FROM generate_series(1, $3) AS i",
+    )
+    .bind(tenant)
+    .bind(campaign)
+    .bind(b.leads as i64)
+    .execute(&pool)
+    .await?;
+
+    let env: Vec<(String, String)> = vec![
+        ("DIALER__DATABASE__URL".into(), s.database.url.clone()),
+        (
+            "DIALER__DATABASE__PASSWORD".into(),
+            s.database
+                .password
+                .as_ref()
+                .map(|p| p.expose_secret().to_string())
+                .unwrap_or_default(),
+        ),
+        ("DIALER__REDIS__URL".into(), s.redis.url.clone()),
+        ("DIALER__REDIS__KEY_PREFIX".into(), prefix.clone()),
+        ("DIALER__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
+        ("DIALER__HTTP__PUBLIC_URL".into(), "http://127.0.0.1:0".into()),
+        ("DIALER__TWILIO__ACCOUNT_SID".into(), ACCOUNT.into()),
+        ("DIALER__TWILIO__AUTH_TOKEN".into(), TOKEN.into()),
+        ("DIALER__TWILIO__API_BASE_URL".into(), sim.url()),
+        ("DIALER__TWILIO__CPS".into(), b.cps.to_string()),
+        ("DIALER__AUTH__API_KEY_PEPPER".into(), "bench-pepper".into()),
+        ("DIALER__LOG__FILTER".into(), "warn".into()),
+        ("DIALER__DATABASE__MIGRATE_ON_START".into(), "false".into()),
+    ];
+    let env: Vec<(String, String)> = env.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    let exe = std::env::current_exe().context("finding the dialer binary")?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("serve")
+        .envs(env)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting `dialer serve`")?;
+    let pid = child.id().context("daemon pid")?;
+    println!(
+        "campaign: {} leads, max_concurrent {}, {} CPS; daemon pid {pid}; simulator at {}x",
+        b.leads, b.max_concurrent, b.cps, b.speed
+    );
+
+    let started = Instant::now();
+    let mut peak_rss = 0u64;
+    let mut last_print = Instant::now();
+    let outcome = loop {
+        if let Some(rss) = rss_of(pid) {
+            peak_rss = peak_rss.max(rss);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            break Err(anyhow::anyhow!("the daemon exited early: {status}"));
+        }
+        let (status, open): (String, i64) = sqlx::query_as(
+            "SELECT c.status, (SELECT count(*) FROM leads l WHERE l.campaign_id = c.id AND l.status <> 'done')
+               FROM campaigns c WHERE c.id = $1",
+        )
+        .bind(campaign)
+        .fetch_one(&pool)
+        .await?;
+        if last_print.elapsed() > Duration::from_secs(5) {
+            eprintln!("  {:>5.0} s  {open} leads open, {} live calls", started.elapsed().as_secs_f64(), sim.live_calls());
+            last_print = Instant::now();
+        }
+        if status == "completed" {
+            break Ok(());
+        }
+        if started.elapsed() > b.timeout {
+            break Err(anyhow::anyhow!("not completed within {:?}: {open} leads open", b.timeout));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let hwm = hwm_of(pid);
+    let _ = child.kill().await;
+    let took = started.elapsed();
+    let journal = sim.journal();
+    sim.stop().await;
+    let _ = super::delete_prefix(&s.redis.url, &prefix).await;
+    outcome?;
+
+    let report = CampaignReport::from_journal(&journal, b.max_concurrent as usize, 100.0);
+    println!("{report}");
+    let dials = report.dials.total as f64;
+    println!(
+        "  completed in {:.1} s ({:.1} dials/s on average)",
+        took.as_secs_f64(),
+        dials / took.as_secs_f64()
+    );
+    println!(
+        "  daemon memory: peak RSS {:.1} MB (VmHWM {:.1} MB)",
+        super::mb(peak_rss),
+        super::mb(hwm.unwrap_or(peak_rss))
+    );
+    println!(
+        "  limits: CPS {} → max {} dials in any sliding second ({} in a calendar second); max_concurrent {} → max {} live",
+        b.cps,
+        report.dials.max_per_sliding_second,
+        report.dials.max_per_calendar_second,
+        b.max_concurrent,
+        report.concurrency.max_live
+    );
+    Ok(())
+}
+
+fn status_field(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn rss_of(pid: u32) -> Option<u64> {
+    status_field(pid, "VmRSS:")
+}
+
+fn hwm_of(pid: u32) -> Option<u64> {
+    status_field(pid, "VmHWM:")
+}

@@ -1,0 +1,805 @@
+//! The dialing engine: the pacer that turns due leads into dial jobs and dials them as
+//! fast as every limit allows and not one call faster, the sweeper that acts on deadlines,
+//! and what happens when an attempt ends.
+//!
+//! - Dial jobs live in Redis (`pacing`): a hopper per campaign, ordered by priority then
+//!   due time, filled from Postgres by whichever instance holds the short fill lease; the
+//!   carrier's calls per second are a GCRA slot reserved in Redis by every instance.
+//! - Claiming a job (`repo::claim`) happens in Postgres under the campaign's advisory lock:
+//!   campaign active, under `max_concurrent` (live calls counted from `calls`), lead ready
+//!   and due, no DNC, both windows open. The attempt row is written before the carrier is
+//!   asked; a job delivered twice finds the lead `dialing` and dials nothing.
+//! - Webhooks call [`on_final`] and [`on_amd`]; the sweeper re-does whatever a crash
+//!   interrupted (deadlines in Postgres, compare-and-set, so one instance acts on each).
+
+pub mod circuit;
+pub mod clock;
+pub mod lifecycle;
+pub mod pacing;
+pub mod plan;
+pub mod repo;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use circuit::Circuit;
+pub use clock::Clock;
+use pacing::{Pacing, Reservation};
+use plan::Plan;
+use repo::{Claim, LeadNext};
+
+use crate::call::{self, CallId, StatusUpdate};
+use crate::campaign::CampaignId;
+use crate::startup::AppState;
+use crate::telephony::client::{
+    CallEvent, CreateCall, EndCall, HttpMethod, Instructions, MachineDetection, RecordingEvent,
+    TwilioClient, TwilioError, UpdateCall,
+};
+use crate::telephony::{AnsweredBy, CallSid, CallStatus};
+
+/// What the webhooks, the API and the engine's tasks share.
+#[derive(Clone)]
+pub struct Shared {
+    pub clock: Clock,
+    /// Woken when a call ends here, so the pacer fills the free slot at once.
+    pub wake: Arc<Notify>,
+    pub circuit: Arc<Circuit>,
+    /// None when the carrier is not configured (no account or token).
+    pub carrier: Option<TwilioClient>,
+    plans: Arc<RwLock<PlanMap>>,
+}
+
+/// The active campaigns' plans, replaced whole on each refresh.
+type PlanMap = Arc<HashMap<CampaignId, Arc<Plan>>>;
+
+impl Shared {
+    pub fn new(settings: &crate::config::Settings, clock: Clock) -> Self {
+        let d = &settings.dialer;
+        let carrier = TwilioClient::from_settings(&settings.twilio)
+            .map_err(|e| tracing::warn!(error = %e, "no carrier client: calls cannot be placed"))
+            .ok();
+        Self {
+            clock,
+            wake: Arc::new(Notify::new()),
+            circuit: Arc::new(Circuit::new(
+                d.circuit_failures,
+                Duration::from_secs(d.circuit_pause_secs),
+                Duration::from_secs(d.circuit_max_pause_secs),
+            )),
+            carrier,
+            plans: Arc::default(),
+        }
+    }
+
+    fn plans(&self) -> PlanMap {
+        self.plans.read().expect("plans lock").clone()
+    }
+
+    /// The campaign's plan: the cached one when active, else read now.
+    async fn plan(
+        &self,
+        db: &sqlx::PgPool,
+        id: CampaignId,
+    ) -> Result<Option<Arc<Plan>>, sqlx::Error> {
+        if let Some(p) = self.plans().get(&id) {
+            return Ok(Some(p.clone()));
+        }
+        Ok(plan::load(db, id).await?.map(Arc::new))
+    }
+}
+
+fn url(state: &AppState, id: CallId, tail: &str) -> String {
+    crate::webhooks::docs::url(&state.settings.http.public_url, id, tail)
+}
+
+/// Runs the engine's loops until `token` fires.
+pub fn spawn(state: &AppState, token: CancellationToken) {
+    if !state.settings.dialer.enabled {
+        tracing::info!("dialer.enabled = false: this instance does not dial");
+        return;
+    }
+    if state.engine.carrier.is_none() {
+        tracing::warn!(
+            "the carrier is not configured (twilio.account_sid / twilio.auth_token): this instance does not dial"
+        );
+        return;
+    }
+    let engine = Arc::new(Engine {
+        state: state.clone(),
+        pacing: Pacing::new(state.redis.clone()),
+        pending: Mutex::default(),
+        fill_wake: Notify::new(),
+    });
+    state
+        .tasks
+        .spawn(engine.clone().dispatch_loop(token.clone()));
+    state.tasks.spawn(engine.clone().fill_loop(token.clone()));
+    state.tasks.spawn(engine.sweep_loop(token));
+}
+
+struct Engine {
+    state: AppState,
+    pacing: Pacing,
+    /// Dial jobs started here that have not yet claimed their lead, per campaign.
+    pending: Mutex<HashMap<CampaignId, usize>>,
+    fill_wake: Notify,
+}
+
+/// Decrements the campaign's pending count once, when released or dropped.
+struct PendingGuard<'a> {
+    engine: &'a Engine,
+    campaign: CampaignId,
+    live: bool,
+}
+
+impl PendingGuard<'_> {
+    fn release(&mut self) {
+        if std::mem::take(&mut self.live) {
+            let mut p = self.engine.pending.lock().expect("pending lock");
+            if let Some(n) = p.get_mut(&self.campaign) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Engine {
+    fn shared(&self) -> &Shared {
+        &self.state.engine
+    }
+
+    fn cps(&self) -> f64 {
+        f64::from(self.state.settings.twilio.cps.max(1))
+    }
+
+    async fn refresh_plans(&self) {
+        match plan::active(&self.state.db).await {
+            Ok(p) => {
+                let p: HashMap<_, _> = p.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+                metrics::gauge!("dialer_active_campaigns").set(p.len() as f64);
+                *self.shared().plans.write().expect("plans lock") = Arc::new(p);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading active campaigns failed"),
+        }
+    }
+
+    async fn dispatch_loop(self: Arc<Self>, token: CancellationToken) {
+        let tick = Duration::from_millis(self.state.settings.dialer.tick_ms);
+        let mut refreshed = tokio::time::Instant::now() - Duration::from_secs(60);
+        let mut rotate = 0usize;
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                _ = self.shared().wake.notified() => {}
+                _ = tokio::time::sleep(tick) => {}
+            }
+            if refreshed.elapsed() >= Duration::from_secs(1) {
+                self.refresh_plans().await;
+                refreshed = tokio::time::Instant::now();
+            }
+            rotate = rotate.wrapping_add(1);
+            if let Err(e) = self.clone().dispatch_once(rotate, &token).await {
+                tracing::warn!(error = %e, "pacer round failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+
+    /// Starts as many dial jobs as the campaigns' free capacity and the account's rate allow.
+    async fn dispatch_once(
+        self: Arc<Self>,
+        rotate: usize,
+        token: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let plans = self.shared().plans();
+        if plans.is_empty() {
+            return Ok(());
+        }
+        let now = self.shared().clock.now();
+        let mut open: Vec<Arc<Plan>> = plans
+            .values()
+            .filter(|p| p.schedule.campaign_open(now))
+            .cloned()
+            .collect();
+        if open.is_empty() {
+            return Ok(());
+        }
+        open.sort_by_key(|p| p.id.0);
+        let k = rotate % open.len();
+        open.rotate_left(k);
+        let gate = self.shared().circuit.gate();
+        if gate == circuit::Gate::Open {
+            return Ok(());
+        }
+        let ids: Vec<CampaignId> = open.iter().map(|p| p.id).collect();
+        let live = repo::live_counts(&self.state.db, &ids).await?;
+        // Jobs waiting for a rate slot here: about one second's worth.
+        let max_pending = self.cps().ceil() as usize + 2;
+        let mut probe = gate == circuit::Gate::Probe;
+        let mut started_any = false;
+        for plan in open {
+            let (n, total) = {
+                let p = self.pending.lock().expect("pending lock");
+                (
+                    p.get(&plan.id).copied().unwrap_or(0),
+                    p.values().sum::<usize>(),
+                )
+            };
+            let used = live.get(&plan.id).copied().unwrap_or(0) as usize + n;
+            let free = (plan.max_concurrent.max(0) as usize).saturating_sub(used);
+            let mut count = free.min(max_pending.saturating_sub(total));
+            if probe {
+                count = count.min(1);
+            }
+            for _ in 0..count {
+                *self
+                    .pending
+                    .lock()
+                    .expect("pending lock")
+                    .entry(plan.id)
+                    .or_default() += 1;
+                let this = self.clone();
+                let plan = plan.clone();
+                let token = token.clone();
+                let is_probe = probe;
+                self.state
+                    .tasks
+                    .spawn(async move { this.dial_job(plan, is_probe, token).await });
+                started_any = true;
+                probe = false;
+            }
+        }
+        if gate == circuit::Gate::Probe && !started_any {
+            self.shared().circuit.probe_unused();
+        }
+        Ok(())
+    }
+
+    /// One dial job: a rate slot, the best lead of the campaign, the claim, the carrier.
+    async fn dial_job(self: Arc<Self>, plan: Arc<Plan>, probe: bool, token: CancellationToken) {
+        let mut guard = PendingGuard {
+            engine: &self,
+            campaign: plan.id,
+            live: true,
+        };
+        let account = self.state.settings.twilio.account_sid.clone();
+        loop {
+            match self
+                .pacing
+                .reserve(&account, self.cps(), Duration::from_secs(1))
+                .await
+            {
+                Ok(Reservation::Go(wait)) => {
+                    tokio::time::sleep(wait).await;
+                    break;
+                }
+                Ok(Reservation::Later(after)) => {
+                    tokio::select! {
+                        _ = token.cancelled() => { if probe { self.shared().circuit.probe_unused(); } return; }
+                        _ = tokio::time::sleep(after.min(Duration::from_secs(1))) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "rate limiter (Redis) unavailable");
+                    if probe {
+                        self.shared().circuit.probe_unused();
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    return;
+                }
+            }
+        }
+        let now = self.shared().clock.now();
+        let job = match self.pacing.pop(plan.id, now.timestamp_millis()).await {
+            Ok(Some(lead)) => lead,
+            Ok(None) => {
+                self.fill_wake.notify_one();
+                if probe {
+                    self.shared().circuit.probe_unused();
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "dial queue (Redis) unavailable");
+                if probe {
+                    self.shared().circuit.probe_unused();
+                }
+                return;
+            }
+        };
+        let final_after = TimeDelta::seconds(
+            i64::from(plan.dial_timeout_secs) + self.state.settings.dialer.stuck_after_secs as i64,
+        );
+        let claim = repo::claim(&self.state.db, &plan, job, now, final_after).await;
+        guard.release();
+        match claim {
+            Ok(Claim::Dial(attempt)) => {
+                metrics::counter!("dialer_attempts_total").increment(1);
+                self.place(&plan, *attempt, probe).await;
+            }
+            Ok(Claim::Full) => {
+                if probe {
+                    self.shared().circuit.probe_unused();
+                }
+                // Back at the front: it was the best job a moment ago.
+                if let Err(e) = self.pacing.requeue(plan.id, job, 0.0).await {
+                    tracing::warn!(error = %e, "could not put a dial job back; the next fill restores it");
+                }
+                return;
+            }
+            Ok(other) => {
+                if probe {
+                    self.shared().circuit.probe_unused();
+                }
+                let reason = match other {
+                    Claim::Skipped(r) => r,
+                    Claim::Gone => "not_due",
+                    _ => "campaign_inactive",
+                };
+                metrics::counter!("dialer_dial_skipped_total", "reason" => reason).increment(1);
+            }
+            Err(e) => {
+                if probe {
+                    self.shared().circuit.probe_unused();
+                }
+                tracing::warn!(error = %e, lead = job, "claiming a lead failed");
+            }
+        }
+        if let Err(e) = self.pacing.done(plan.id, job).await {
+            tracing::debug!(error = %e, "clearing the in-flight mark failed (it expires)");
+        }
+    }
+
+    /// Asks the carrier to dial an attempt that is already written.
+    async fn place(&self, plan: &Plan, a: repo::Attempt, probe: bool) {
+        let carrier = self.shared().carrier.as_ref().expect("checked at spawn");
+        let id = a.call_id;
+        let mut req = CreateCall::new(
+            &a.to,
+            &a.from,
+            Instructions::Url {
+                url: url(&self.state, id, "voice"),
+                method: Some(HttpMethod::Post),
+            },
+        );
+        req.status_callback = Some(url(&self.state, id, "status"));
+        req.status_callback_method = Some(HttpMethod::Post);
+        req.status_callback_event = vec![
+            CallEvent::Initiated,
+            CallEvent::Ringing,
+            CallEvent::Answered,
+            CallEvent::Completed,
+        ];
+        req.timeout_secs = Some(plan.dial_timeout_secs.max(15) as u32);
+        if plan.amd_enabled {
+            req.machine_detection = Some(MachineDetection::DetectMessageEnd);
+            req.async_amd = Some(true);
+            req.async_amd_status_callback = Some(url(&self.state, id, "amd"));
+            req.async_amd_status_callback_method = Some(HttpMethod::Post);
+        }
+        if plan.recording_enabled {
+            req.record = Some(true);
+            req.recording_status_callback = Some(url(&self.state, id, "recording"));
+            req.recording_status_callback_event = vec![RecordingEvent::Completed];
+        }
+        let result = carrier.create_call(&req).await;
+        let db = &self.state.db;
+        let now = self.shared().clock.now();
+        match result {
+            Ok(res) => {
+                self.shared().circuit.success();
+                metrics::counter!("dialer_dials_total").increment(1);
+                let mut conn = match db.acquire().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, call = %id, "storing the call SID failed; callbacks will bring it");
+                        return;
+                    }
+                };
+                if let Err(e) = call::repo::set_sid(&mut conn, id, res.sid.as_str()).await {
+                    tracing::warn!(error = %e, call = %id, "storing the call SID failed; callbacks will bring it");
+                }
+            }
+            Err(e) => self.carrier_refused(plan, id, e, now, probe).await,
+        }
+        let _ = probe;
+    }
+
+    async fn carrier_refused(
+        &self,
+        plan: &Plan,
+        id: CallId,
+        e: TwilioError,
+        now: DateTime<Utc>,
+        _probe: bool,
+    ) {
+        let db = &self.state.db;
+        let circuit = &self.shared().circuit;
+        let text = e.to_string();
+        match &e {
+            TwilioError::Api {
+                status,
+                code,
+                message,
+            } if *status < 500 && *status != 401 && *status != 403 => {
+                circuit.success();
+                let code = *code;
+                if matches!(code, Some(21210 | 21212 | 21213)) {
+                    // The caller id is refused: every call of the campaign would be.
+                    tracing::error!(campaign = %plan.id, error = %text, "the carrier refuses the campaign's caller id: pausing the campaign");
+                    let _ = repo::revert(db, id, "caller_id_refused", now).await;
+                    let _ = lifecycle::pause_for(
+                        db,
+                        plan.id,
+                        &format!("the carrier refused the caller id: {message}"),
+                    )
+                    .await;
+                    return;
+                }
+                let disposition = if matches!(
+                    code,
+                    Some(21211 | 21214 | 21217 | 21401 | 21407 | 13223 | 13224)
+                ) {
+                    "invalid_number"
+                } else {
+                    "failed"
+                };
+                tracing::info!(call = %id, error = %text, disposition, "the carrier refused the number");
+                if let Err(err) = repo::refuse(db, id, disposition, code, message, now).await {
+                    tracing::warn!(error = %err, call = %id, "recording a refused dial failed; the sweeper resolves it");
+                    return;
+                }
+                on_final(&self.state, id).await;
+            }
+            TwilioError::Transport { sent: true, .. } | TwilioError::Decode(_) => {
+                // The carrier may have the call: keep the attempt; callbacks or the sweeper settle it.
+                circuit.failure(&text);
+                tracing::warn!(call = %id, error = %text, "dial request outcome unknown; kept for reconciliation");
+            }
+            _ => {
+                circuit.failure(&text);
+                tracing::warn!(call = %id, error = %text, "carrier unavailable: attempt given back");
+                if let Err(err) = repo::revert(db, id, "carrier_unavailable", now).await {
+                    tracing::warn!(error = %err, call = %id, "giving back an attempt failed; the sweeper resolves it");
+                }
+            }
+        }
+    }
+
+    async fn fill_loop(self: Arc<Self>, token: CancellationToken) {
+        let every = Duration::from_millis(self.state.settings.dialer.fill_interval_ms);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                _ = self.fill_wake.notified() => {}
+                _ = tokio::time::sleep(every) => {}
+            }
+            for plan in self.shared().plans().values() {
+                if let Err(e) = self.fill(plan, every).await {
+                    tracing::warn!(campaign = %plan.id, error = %e, "filling the dial queue failed");
+                }
+            }
+        }
+    }
+
+    /// Tops up the campaign's hopper with due leads whose windows are open now; leads whose
+    /// local window is closed are due again when it opens.
+    async fn fill(&self, plan: &Plan, lease: Duration) -> anyhow::Result<()> {
+        let now = self.shared().clock.now();
+        if !plan.schedule.campaign_open(now) {
+            return Ok(());
+        }
+        let target = ((self.cps() * 2.0) as usize).clamp(20, 2000);
+        let have = self.pacing.len(plan.id).await?;
+        if have >= target / 2 || !self.pacing.try_fill_lock(plan.id, lease).await? {
+            return Ok(());
+        }
+        let leads = repo::due_leads(&self.state.db, plan.id, now, target as i64).await?;
+        let mut jobs = Vec::with_capacity(leads.len());
+        let mut later = Vec::new();
+        for l in leads {
+            let place = crate::schedule::LeadPlace::new(
+                &l.time_zones,
+                l.region.as_deref(),
+                &l.phone_e164,
+                plan.schedule.campaign.tz,
+            );
+            if plan.schedule.lead_open(&place, now) {
+                jobs.push((
+                    l.id,
+                    pacing::job_score(l.priority, l.next_attempt_at.timestamp_millis()),
+                ));
+            } else {
+                later.push((l.id, plan.schedule.next_open(&place, now)));
+            }
+        }
+        self.pacing
+            .push(plan.id, now.timestamp_millis(), &jobs)
+            .await?;
+        repo::postpone(&self.state.db, &later, now).await?;
+        if !later.is_empty() {
+            metrics::counter!("dialer_dial_skipped_total", "reason" => "outside_lead_window")
+                .increment(later.len() as u64);
+        }
+        Ok(())
+    }
+
+    async fn sweep_loop(self: Arc<Self>, token: CancellationToken) {
+        let every = Duration::from_millis(self.state.settings.dialer.sweep_interval_ms);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = sweep(&self.state).await {
+                tracing::warn!(error = %e, "sweep failed");
+            }
+        }
+    }
+}
+
+/// One round of the sweeper: people on hold past the limit, attempts stuck without a final
+/// state, leads whose attempt ended without them moving on, campaigns with nothing left.
+/// Every action is a compare-and-set, so instances sweeping together act once.
+pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
+    let now = state.engine.clock.now();
+    abandon_holds(state, now).await?;
+    reconcile_stuck(state, now).await?;
+    let orphans: Vec<i64> = sqlx::query_scalar(
+        "SELECT k.id FROM leads l JOIN calls k ON k.lead_id = l.id AND k.attempt = l.attempts
+          WHERE l.status = 'dialing' AND k.is_final LIMIT 500",
+    )
+    .fetch_all(&state.db)
+    .await?;
+    for id in orphans {
+        on_final(state, CallId(id)).await;
+    }
+    lifecycle::complete_finished(&state.db).await?;
+    Ok(())
+}
+
+/// A person waits on hold past the campaign's limit with no agent: the abandon message,
+/// then hang up (disposition `abandoned`).
+async fn abandon_holds(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let due: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "UPDATE calls SET disposition = 'abandoned', hold_deadline = NULL
+          WHERE hold_deadline <= $1 AND bridged_at IS NULL AND NOT is_final AND disposition IS NULL
+         RETURNING id, call_sid",
+    )
+    .bind(now)
+    .fetch_all(&state.db)
+    .await?;
+    let Some(carrier) = state.engine.carrier.as_ref() else {
+        return Ok(());
+    };
+    for (id, sid) in due {
+        metrics::counter!("dialer_abandoned_total").increment(1);
+        let Some(sid) = sid.and_then(|s| CallSid::parse(&s).ok()) else {
+            continue;
+        };
+        let redirect = UpdateCall::Redirect(Instructions::Url {
+            url: url(state, CallId(id), "abandon"),
+            method: Some(HttpMethod::Post),
+        });
+        if let Err(e) = carrier.update_call(&sid, &redirect).await {
+            tracing::warn!(call = id, error = %e, "abandon message failed; hanging up");
+            let _ = carrier
+                .update_call(&sid, &UpdateCall::End(EndCall::Completed))
+                .await;
+        }
+    }
+    Ok(())
+}
+
+/// Attempts past their deadline without a final state: asked about at the carrier.
+async fn reconcile_stuck(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<()> {
+    // Take each for a minute (compare-and-set on the deadline), so one instance handles it.
+    let stuck: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "UPDATE calls SET final_deadline = $1 + interval '60 seconds'
+          WHERE id IN (SELECT id FROM calls WHERE NOT is_final AND final_deadline <= $1
+                        ORDER BY final_deadline LIMIT 200 FOR UPDATE SKIP LOCKED)
+         RETURNING id, call_sid",
+    )
+    .bind(now)
+    .fetch_all(&state.db)
+    .await?;
+    for (id, sid) in stuck {
+        let id = CallId(id);
+        let Some(sid) = sid.and_then(|s| CallSid::parse(&s).ok()) else {
+            // The carrier never confirmed it and never called back: it was never dialled.
+            if repo::revert(&state.db, id, "carrier_never_confirmed", now).await? {
+                tracing::warn!(call = %id, "attempt never confirmed by the carrier: given back");
+            }
+            continue;
+        };
+        let Some(carrier) = state.engine.carrier.as_ref() else {
+            continue;
+        };
+        match carrier.fetch_call(&sid).await {
+            Ok(c) if c.status.is_final() => {
+                let update = StatusUpdate {
+                    sid: Some(sid.clone()),
+                    status: c.status.clone(),
+                    sequence: None,
+                    at: now,
+                    duration_secs: c.duration_secs.map(|d| d as i32),
+                    sip_response_code: None,
+                    error_code: None,
+                    answered_by: c.answered_by.clone(),
+                };
+                let payload = serde_json::json!({"source": "reconcile", "CallSid": sid.as_str(), "CallStatus": c.status.as_str()});
+                call::repo::record_status(&state.db, id, &update, &payload).await?;
+                tracing::info!(call = %id, status = %c.status, "reconciled a stuck attempt with the carrier");
+                on_final(state, id).await;
+            }
+            Ok(_) => {
+                // Still live (a long conversation): look again later.
+                sqlx::query("UPDATE calls SET final_deadline = $2 WHERE id = $1 AND NOT is_final")
+                    .bind(id)
+                    .bind(now + TimeDelta::minutes(5))
+                    .execute(&state.db)
+                    .await?;
+            }
+            Err(TwilioError::Api { status: 404, .. }) => {
+                // The carrier has no such call: it never rang.
+                repo::refuse(&state.db, id, "failed", None, "unknown to the carrier", now).await?;
+                on_final(state, id).await;
+            }
+            Err(e) => {
+                tracing::warn!(call = %id, error = %e, "could not ask the carrier about a stuck attempt")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An attempt reached a final state: its lead moves on (retry or final) and the pacer is
+/// woken to use the free slot. Safe to call any number of times.
+pub async fn on_final(state: &AppState, id: CallId) {
+    state.engine.wake.notify_one();
+    let campaign: Option<CampaignId> = match sqlx::query_scalar(
+        "SELECT campaign_id FROM calls WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(call = %id, error = %e, "finishing an attempt failed; the sweeper retries");
+            return;
+        }
+    };
+    let Some(campaign) = campaign else { return };
+    let plan = match state.engine.plan(&state.db, campaign).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(call = %id, error = %e, "finishing an attempt failed; the sweeper retries");
+            return;
+        }
+    };
+    match repo::finish(&state.db, &plan, id, state.engine.clock.now()).await {
+        Ok(Some(LeadNext::Done(reason))) => {
+            metrics::counter!("dialer_leads_finished_total", "reason" => reason).increment(1);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(call = %id, error = %e, "finishing an attempt failed; the sweeper retries")
+        }
+    }
+}
+
+/// The AMD verdict: a machine gets the voicemail drop (the live call is redirected), a
+/// person is held for an agent until the campaign's hold limit, a fax is hung up on.
+pub async fn on_amd(state: &AppState, id: CallId, by: &AnsweredBy) {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        call_sid: Option<String>,
+        max_hold_ms: i32,
+        voicemail_message: Option<String>,
+        voicemail_audio_url: Option<String>,
+    }
+    let row: Option<Row> = match sqlx::query_as(
+        "SELECT k.call_sid, c.max_hold_ms, c.voicemail_message, c.voicemail_audio_url
+           FROM calls k JOIN campaigns c ON c.id = k.campaign_id WHERE k.id = $1 AND NOT k.is_final",
+    )
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(call = %id, error = %e, "acting on the AMD verdict failed");
+            return;
+        }
+    };
+    let Some(Row {
+        call_sid: sid,
+        max_hold_ms,
+        voicemail_message: text,
+        voicemail_audio_url: audio,
+    }) = row
+    else {
+        return;
+    };
+    let sid = sid.and_then(|s| CallSid::parse(&s).ok());
+    let carrier = state.engine.carrier.as_ref();
+    if by.is_machine() {
+        let (Some(sid), Some(carrier)) = (sid, carrier) else {
+            return;
+        };
+        let update = if text.is_some() || audio.is_some() {
+            UpdateCall::Redirect(Instructions::Url {
+                url: url(state, id, "voicemail"),
+                method: Some(HttpMethod::Post),
+            })
+        } else {
+            UpdateCall::End(EndCall::Completed)
+        };
+        if let Err(e) = carrier.update_call(&sid, &update).await {
+            tracing::warn!(call = %id, error = %e, "voicemail drop failed");
+        }
+    } else if matches!(by, AnsweredBy::Fax) {
+        if let (Some(sid), Some(carrier)) = (sid, carrier) {
+            let _ = carrier
+                .update_call(&sid, &UpdateCall::End(EndCall::Completed))
+                .await;
+        }
+    } else {
+        hold(state, id, max_hold_ms).await;
+    }
+}
+
+/// A person is on the line: the hold limit starts (the sweeper abandons at the deadline
+/// unless an agent joined first).
+pub async fn hold(state: &AppState, id: CallId, max_hold_ms: i32) {
+    let deadline = state.engine.clock.now() + TimeDelta::milliseconds(i64::from(max_hold_ms));
+    if let Err(e) = sqlx::query(
+        "UPDATE calls SET hold_deadline = COALESCE(hold_deadline, $2)
+          WHERE id = $1 AND NOT is_final AND bridged_at IS NULL AND disposition IS NULL",
+    )
+    .bind(id)
+    .bind(deadline)
+    .execute(&state.db)
+    .await
+    {
+        tracing::warn!(call = %id, error = %e, "starting the hold limit failed");
+    }
+}
+
+/// The lead leg was answered (its voice URL fetched): with AMD off the answer is a person.
+pub async fn on_answer(state: &AppState, id: CallId) {
+    let row: Option<(bool, i32)> = match sqlx::query_as(
+        "SELECT c.amd_enabled, c.max_hold_ms FROM calls k JOIN campaigns c ON c.id = k.campaign_id WHERE k.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(call = %id, error = %e, "reading the campaign of an answered call failed");
+            return;
+        }
+    };
+    if let Some((false, max_hold_ms)) = row {
+        hold(state, id, max_hold_ms).await;
+    }
+}
+
+/// Whether a status is final (re-exported for the webhooks).
+pub fn is_final(status: &CallStatus) -> bool {
+    status.is_final()
+}

@@ -1,0 +1,423 @@
+//! The engine's statements: claiming a lead for an attempt, giving back an attempt that
+//! never reached the carrier, moving a lead on after its attempt ended, and the sweeps.
+//! Postgres is the truth: every decision that must hold across instances is taken here,
+//! under a row lock or a compare-and-set.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row};
+
+use super::plan::{Plan, RetryKind};
+use crate::call::CallId;
+use crate::campaign::CampaignId;
+use crate::schedule::LeadPlace;
+use crate::tenant::TenantId;
+
+/// An attempt written and ready to be dialled.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub call_id: CallId,
+    pub tenant_id: TenantId,
+    pub campaign_id: CampaignId,
+    pub lead_id: i64,
+    pub attempt: i32,
+    pub to: String,
+    pub from: String,
+    pub place: LeadPlace,
+}
+
+/// What claiming a dial job came to.
+#[derive(Debug)]
+pub enum Claim {
+    Dial(Box<Attempt>),
+    /// The campaign is at its concurrency limit: put the job back.
+    Full,
+    /// The lead is not (or no longer) ready and due, or not of this campaign: drop the job.
+    Gone,
+    /// The campaign is no longer active: drop the job.
+    CampaignInactive,
+    /// Passed over, and why (recorded on the lead).
+    Skipped(&'static str),
+}
+
+/// A stable 64-bit advisory-lock key per campaign (claims of one campaign are serialised
+/// across instances, so the live-call count they check cannot be raced).
+fn lock_key(c: CampaignId) -> i64 {
+    let b = c.0.as_u128();
+    ((b >> 64) as u64 ^ b as u64) as i64
+}
+
+/// Claims `lead` for a new attempt of `plan`'s campaign, re-checking at this moment
+/// everything that may have changed since the job was queued: the campaign is active and
+/// under its concurrency limit, the lead is ready and due, its number is on no DNC list,
+/// and both calling windows are open. On success the attempt row exists (state
+/// `dialing`) and the lead is `dialing`, before the carrier hears of it.
+pub async fn claim(
+    db: &PgPool,
+    plan: &Plan,
+    lead: i64,
+    now: DateTime<Utc>,
+    final_after: chrono::TimeDelta,
+) -> Result<Claim, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(lock_key(plan.id))
+        .execute(&mut *tx)
+        .await?;
+    let row = sqlx::query(
+        "SELECT c.status, c.max_concurrent, c.caller_id,
+                (SELECT count(*) FROM calls k WHERE k.campaign_id = c.id AND NOT k.is_final) AS live,
+                l.status AS lead_status, l.next_attempt_at, l.attempts, l.phone_e164, l.time_zones,
+                l.region, l.tenant_id,
+                EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.phone_e164 = l.phone_e164
+                          AND (d.tenant_id = l.tenant_id OR d.tenant_id IS NULL)) AS dnc
+           FROM campaigns c JOIN leads l ON l.campaign_id = c.id AND l.id = $2
+          WHERE c.id = $1
+            FOR UPDATE OF l",
+    )
+    .bind(plan.id)
+    .bind(lead)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Claim::Gone);
+    };
+    let status: String = row.get("status");
+    if status != "active" {
+        return Ok(Claim::CampaignInactive);
+    }
+    let lead_status: String = row.get("lead_status");
+    let due: DateTime<Utc> = row.get("next_attempt_at");
+    if lead_status != "ready" || due > now {
+        return Ok(Claim::Gone);
+    }
+    let max: i32 = row.get("max_concurrent");
+    let live: i64 = row.get("live");
+    if live >= i64::from(max) {
+        return Ok(Claim::Full);
+    }
+    let e164: String = row.get("phone_e164");
+    let zones: Vec<String> = row.get("time_zones");
+    let region: Option<String> = row.get("region");
+    let place = LeadPlace::new(&zones, region.as_deref(), &e164, plan.schedule.campaign.tz);
+    if row.get::<bool, _>("dnc") {
+        skip(&mut tx, lead, "dnc", now, None, true).await?;
+        tx.commit().await?;
+        return Ok(Claim::Skipped("dnc"));
+    }
+    if !plan.schedule.campaign_open(now) {
+        // The campaign's own window closed since the job was queued; the lead is fine.
+        return Ok(Claim::Skipped("outside_campaign_window"));
+    }
+    if !plan.schedule.lead_open(&place, now) {
+        let next = plan.schedule.next_open(&place, now);
+        skip(
+            &mut tx,
+            lead,
+            "outside_lead_window",
+            now,
+            next,
+            next.is_none(),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Claim::Skipped("outside_lead_window"));
+    }
+    let Some(from) = row.get::<Option<String>, _>("caller_id") else {
+        return Ok(Claim::CampaignInactive);
+    };
+    let attempt: i32 = row.get::<i32, _>("attempts") + 1;
+    let tenant_id: TenantId = row.get("tenant_id");
+    let call_id: i64 = sqlx::query_scalar(
+        "WITH ins AS (
+             INSERT INTO calls (tenant_id, campaign_id, lead_id, attempt, to_number, from_number, final_deadline)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id)
+         UPDATE leads SET status = 'dialing', attempts = $4, updated_at = now()
+           FROM ins WHERE leads.id = $3 RETURNING ins.id",
+    )
+    .bind(tenant_id)
+    .bind(plan.id)
+    .bind(lead)
+    .bind(attempt)
+    .bind(&e164)
+    .bind(&from)
+    .bind(now + final_after)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Claim::Dial(Box::new(Attempt {
+        call_id: CallId(call_id),
+        tenant_id,
+        campaign_id: plan.id,
+        lead_id: lead,
+        attempt,
+        to: e164,
+        from,
+        place,
+    })))
+}
+
+/// Records why a lead was passed over; `final` ends it (DNC, no window ever again).
+async fn skip(
+    tx: &mut sqlx::PgConnection,
+    lead: i64,
+    reason: &'static str,
+    now: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+    is_final: bool,
+) -> Result<(), sqlx::Error> {
+    let final_reason = match (is_final, reason) {
+        (false, _) => None,
+        (true, "outside_lead_window") => Some("no_calling_window"),
+        (true, r) => Some(r),
+    };
+    sqlx::query(
+        "UPDATE leads SET last_skip_reason = $2, last_skipped_at = $3,
+                status = CASE WHEN $4::text IS NULL THEN status ELSE 'done' END,
+                final_reason = COALESCE($4, final_reason),
+                next_attempt_at = COALESCE($5, next_attempt_at), updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(lead)
+    .bind(reason)
+    .bind(now)
+    .bind(final_reason)
+    .bind(next)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Gives back an attempt the carrier never received: the row goes, the lead is ready
+/// again with its attempt count as before (an outage never burns an attempt). Does nothing
+/// if the carrier has called back about it (then it did receive it).
+pub async fn revert(
+    db: &PgPool,
+    id: CallId,
+    reason: &str,
+    retry_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "WITH del AS (
+             DELETE FROM calls k WHERE k.id = $1 AND k.call_sid IS NULL
+                AND NOT EXISTS (SELECT 1 FROM call_events e WHERE e.call_id = k.id)
+             RETURNING lead_id, attempt)
+         UPDATE leads l SET status = 'ready', attempts = del.attempt - 1, next_attempt_at = $3,
+                last_skip_reason = $2, last_skipped_at = now(), updated_at = now()
+           FROM del WHERE l.id = del.lead_id AND l.status = 'dialing'",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(retry_at)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// The carrier refused the dial request for this number: the attempt ends as failed (or
+/// `invalid_number`) without ever ringing.
+pub async fn refuse(
+    db: &PgPool,
+    id: CallId,
+    disposition: &str,
+    code: Option<u32>,
+    message: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE calls SET state = 'failed', disposition = COALESCE(disposition, $2), error_code = $3,
+                error_message = $4, ended_at = COALESCE(ended_at, $5), final_deadline = NULL
+          WHERE id = $1 AND NOT is_final",
+    )
+    .bind(id)
+    .bind(disposition)
+    .bind(code.map(|c| c as i32))
+    .bind(message)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// What became of a lead after an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeadNext {
+    Retry(DateTime<Utc>),
+    Done(String),
+}
+
+/// The retry policy: what follows an attempt that ended with `disposition`, the
+/// `attempts`-th of the lead. Pure.
+pub fn next_for(
+    plan: &Plan,
+    place: &LeadPlace,
+    disposition: Option<&str>,
+    attempts: i32,
+    now: DateTime<Utc>,
+) -> LeadNext {
+    let disposition = disposition.unwrap_or("failed");
+    let kind = match disposition {
+        "no_answer" => RetryKind::NoAnswer,
+        "busy" => RetryKind::Busy,
+        "failed" | "canceled" => RetryKind::Failed,
+        "voicemail" => RetryKind::Voicemail,
+        // answered, abandoned (a person we could not connect is not called again by
+        // machine), invalid_number: final.
+        other => return LeadNext::Done(other.to_string()),
+    };
+    let Some(delay) = plan.retry_delay(kind) else {
+        return LeadNext::Done(disposition.to_string());
+    };
+    if attempts >= plan.max_attempts {
+        return LeadNext::Done("attempts_exhausted".into());
+    }
+    match plan.schedule.retry_at(place, now, delay) {
+        Some(t) => LeadNext::Retry(t),
+        None => LeadNext::Done("no_calling_window".into()),
+    }
+}
+
+/// Moves the lead of a finished attempt on (retry at the next moment both windows are
+/// open, or final). Idempotent: does nothing unless the attempt is final and is the
+/// lead's current one, and the lead is still `dialing`.
+pub async fn finish(
+    db: &PgPool,
+    plan: &Plan,
+    id: CallId,
+    now: DateTime<Utc>,
+) -> Result<Option<LeadNext>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let row = sqlx::query(
+        "SELECT k.is_final, k.disposition, k.attempt, l.id AS lead_id, l.status, l.attempts,
+                l.phone_e164, l.time_zones, l.region
+           FROM calls k JOIN leads l ON l.id = k.lead_id
+          WHERE k.id = $1 FOR UPDATE OF l",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let is_final: bool = row.get("is_final");
+    let status: String = row.get("status");
+    let attempts: i32 = row.get("attempts");
+    if !is_final || status != "dialing" || attempts != row.get::<i32, _>("attempt") {
+        return Ok(None);
+    }
+    let e164: String = row.get("phone_e164");
+    let zones: Vec<String> = row.get("time_zones");
+    let region: Option<String> = row.get("region");
+    let place = LeadPlace::new(&zones, region.as_deref(), &e164, plan.schedule.campaign.tz);
+    let mut disposition: Option<String> = row.get("disposition");
+    if disposition.as_deref() == Some("answered") {
+        // A person answered and hung up (or was hung up on) without ever reaching an agent.
+        let abandoned = sqlx::query(
+            "UPDATE calls SET disposition = 'abandoned'
+              WHERE id = $1 AND disposition = 'answered' AND bridged_at IS NULL
+                AND COALESCE(answered_by, '') NOT LIKE 'machine%'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if abandoned > 0 {
+            disposition = Some("abandoned".into());
+        }
+    }
+    let next = next_for(plan, &place, disposition.as_deref(), attempts, now);
+    let lead_id: i64 = row.get("lead_id");
+    match &next {
+        LeadNext::Retry(at) => {
+            sqlx::query(
+                "UPDATE leads SET status = 'ready', next_attempt_at = $2, updated_at = now() WHERE id = $1",
+            )
+            .bind(lead_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+        }
+        LeadNext::Done(reason) => {
+            sqlx::query(
+                "UPDATE leads SET status = 'done', final_reason = $2, updated_at = now() WHERE id = $1",
+            )
+            .bind(lead_id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?
+        }
+    };
+    tx.commit().await?;
+    Ok(Some(next))
+}
+
+/// A due lead as the hopper filler sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueLead {
+    pub id: i64,
+    pub priority: i16,
+    pub next_attempt_at: DateTime<Utc>,
+    pub phone_e164: String,
+    pub time_zones: Vec<String>,
+    pub region: Option<String>,
+}
+
+/// Ready leads of the campaign due at `now`, best first.
+pub async fn due_leads(
+    db: &PgPool,
+    campaign: CampaignId,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<DueLead>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, priority, next_attempt_at, phone_e164, time_zones, region FROM leads
+          WHERE campaign_id = $1 AND status = 'ready' AND next_attempt_at <= $2
+          ORDER BY priority DESC, next_attempt_at LIMIT $3",
+    )
+    .bind(campaign)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Leads outside their local window now: due again when it opens (or final when it never does).
+pub async fn postpone(
+    db: &PgPool,
+    leads: &[(i64, Option<DateTime<Utc>>)],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    if leads.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = leads.iter().map(|l| l.0).collect();
+    let at: Vec<Option<DateTime<Utc>>> = leads.iter().map(|l| l.1).collect();
+    sqlx::query(
+        "UPDATE leads l SET next_attempt_at = COALESCE(u.at, l.next_attempt_at),
+                last_skip_reason = 'outside_lead_window', last_skipped_at = $3,
+                status = CASE WHEN u.at IS NULL THEN 'done' ELSE l.status END,
+                final_reason = CASE WHEN u.at IS NULL THEN 'no_calling_window' ELSE l.final_reason END,
+                updated_at = now()
+           FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, at)
+          WHERE l.id = u.id AND l.status = 'ready'",
+    )
+    .bind(&ids)
+    .bind(&at)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Live calls per campaign, for the given campaigns.
+pub async fn live_counts(
+    db: &PgPool,
+    campaigns: &[CampaignId],
+) -> Result<std::collections::HashMap<CampaignId, i64>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = campaigns.iter().map(|c| c.0).collect();
+    let rows: Vec<(CampaignId, i64)> = sqlx::query_as(
+        "SELECT campaign_id, count(*) FROM calls WHERE NOT is_final AND campaign_id = ANY($1) GROUP BY 1",
+    )
+    .bind(&ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
