@@ -187,7 +187,10 @@ impl Services {
             .arg(&dir.path)
             .arg("-p")
             .arg(port.to_string())
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]);
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            // Dynamic shared memory in the data directory rather than /dev/shm, so that even
+            // a Postgres killed outright leaves nothing there.
+            .args(["-c", "dynamic_shared_memory_type=mmap"]);
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         progress(&format!("starting the private Postgres on port {port}"));
         let private = Private::spawn("Postgres", command, "QUIT", dir, log)?;
@@ -207,8 +210,8 @@ impl Services {
         bin: &Path,
         progress: &dyn Fn(&str),
     ) -> anyhow::Result<String> {
-        let launcher = Launcher::current_user(lookup);
-        let dir = TempDir::create("redis", None)?;
+        let launcher = Launcher::unprivileged(lookup)?;
+        let dir = TempDir::create("redis", launcher.owner)?;
         let port = free_port()?;
         let log = dir.path.join("redis.log");
         let mut command = launcher.command(bin);
@@ -409,8 +412,8 @@ impl Launcher {
         }
     }
 
-    /// As the current user unless that is root, which Postgres refuses: then as `postgres`
-    /// if that user exists, else as `nobody`.
+    /// As the current user unless that is root, which Postgres refuses (and Redis needs
+    /// no more than Postgres): then as `postgres` if that user exists, else as `nobody`.
     fn unprivileged(lookup: &Lookup) -> anyhow::Result<Self> {
         if effective_uid() != Some(0) {
             return Ok(Self::current_user(lookup));
@@ -486,17 +489,25 @@ fn free_port() -> anyhow::Result<u16> {
 // ---------------------------------------------------------------------------------
 // Private servers
 
+/// Prefix of the directories of private servers under the system's temporary directory.
+const DIR_PREFIX: &str = "dialer-demo-";
+/// File in such a directory holding the pid of the process that made it.
+const OWNER_FILE: &str = "demo.pid";
+
 /// A directory under the system's temporary directory, removed on drop.
 struct TempDir {
     path: PathBuf,
 }
 
 impl TempDir {
-    /// Creates `dialer-demo-<what>-<uuid>` (mode 0700), owned by `owner` if given.
+    /// Creates `dialer-demo-<what>-<uuid>` (mode 0700), owned by `owner` if given, after
+    /// sweeping away what earlier demos that were killed outright left behind.
     fn create(what: &str, owner: Option<(u32, u32)>) -> anyhow::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
-        let path = std::env::temp_dir().join(format!(
-            "dialer-demo-{what}-{}",
+        let tmp = std::env::temp_dir();
+        sweep_stale(&tmp);
+        let path = tmp.join(format!(
+            "{DIR_PREFIX}{what}-{}",
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::DirBuilder::new()
@@ -504,6 +515,8 @@ impl TempDir {
             .create(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         let dir = Self { path };
+        std::fs::write(dir.path.join(OWNER_FILE), std::process::id().to_string())
+            .with_context(|| format!("cannot write to {}", dir.path.display()))?;
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(&dir.path, Some(uid), Some(gid))
                 .with_context(|| format!("cannot give {} to uid {uid}", dir.path.display()))?;
@@ -516,6 +529,65 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// Removes the directories in `tmp` whose demo is gone (killed outright, so its drops never
+/// ran; its servers died with it through the parent-death signal), and the small System V
+/// segment a killed Postgres keeps. A directory whose Postgres still runs is left alone.
+fn sweep_stale(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let dir = entry.path();
+        let pid_in = |file: &Path| -> Option<u32> {
+            std::fs::read_to_string(file)
+                .ok()?
+                .lines()
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        // No owner file yet: being created right now, or not ours to judge.
+        match pid_in(&dir.join(OWNER_FILE)) {
+            Some(owner) if !is_alive(owner) => {}
+            _ => continue,
+        }
+        let postmaster_pid = dir.join("data/postmaster.pid");
+        if let Ok(text) = std::fs::read_to_string(&postmaster_pid) {
+            if pid_in(&postmaster_pid).is_some_and(is_alive) {
+                continue;
+            }
+            let sysvipc = std::fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default();
+            if let Some(shmid) = orphaned_segment(&text, &sysvipc) {
+                let _ = std::process::Command::new("ipcrm")
+                    .args(["-m", &shmid.to_string()])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// The id of the System V segment named in a `postmaster.pid` (its 7th line: key and id),
+/// if `/proc/sysvipc/shm` lists it with that key and nobody attached.
+fn orphaned_segment(postmaster_pid: &str, sysvipc: &str) -> Option<u32> {
+    let mut named = postmaster_pid.lines().nth(6)?.split_whitespace();
+    let (key, shmid): (i64, u32) = (named.next()?.parse().ok()?, named.next()?.parse().ok()?);
+    sysvipc.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let matches = fields.first()?.parse::<i64>().ok()? == key
+            && fields.get(1)?.parse::<u32>().ok()? == shmid
+            && fields.get(6)?.parse::<u32>().ok()? == 0;
+        matches.then_some(shmid)
+    })
 }
 
 /// A server process and its directory; on drop the process (and whatever it forked) is
@@ -759,6 +831,16 @@ mod tests {
         // Postgres runs a postmaster plus its background processes and our backend.
         assert!(pids.len() >= 4, "server processes: {pids:?}");
         assert!(pids.iter().all(|&p| is_alive(p)));
+        if effective_uid() == Some(0) {
+            for &pid in &pids {
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+                let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+                assert!(
+                    !uid.split_whitespace().skip(1).any(|u| u == "0"),
+                    "pid {pid} runs as root: {uid}"
+                );
+            }
+        }
         assert!(dirs.iter().all(|d| d.is_dir()));
 
         drop(conn);
@@ -851,6 +933,44 @@ mod tests {
             parse_stat("42 (postgres: a (b) c) S 7 42 42 0 -1"),
             Some(('S', 7))
         );
+    }
+
+    #[test]
+    fn orphaned_segment_needs_matching_key_and_id_and_no_attachments() {
+        let pid_file = "318\n/tmp/d/data\n1795295423\n34041\n/tmp/d\n127.0.0.1\n 10027025        45\nready   \n";
+        let header =
+            "       key      shmid perms                  size  cpid  lpid nattch   uid   gid\n";
+        let orphan =
+            format!("{header}  10027025         45   600     56   318   329      0   101   104\n");
+        assert_eq!(orphaned_segment(pid_file, &orphan), Some(45));
+        let attached =
+            format!("{header}  10027025         45   600     56   318   329      2   101   104\n");
+        assert_eq!(orphaned_segment(pid_file, &attached), None);
+        let other_key =
+            format!("{header}  10027026         45   600     56   318   329      0   101   104\n");
+        assert_eq!(orphaned_segment(pid_file, &other_key), None);
+        assert_eq!(orphaned_segment("318\n", &orphan), None);
+    }
+
+    #[test]
+    fn sweep_removes_only_directories_of_dead_demos() {
+        let tmp = TempDir::create("test-sweep", None).unwrap();
+        let make = |name: &str, owner: Option<u32>| {
+            let dir = tmp.path.join(name);
+            std::fs::create_dir(&dir).unwrap();
+            if let Some(pid) = owner {
+                std::fs::write(dir.join(OWNER_FILE), pid.to_string()).unwrap();
+            }
+            dir
+        };
+        // A pid that is not running: past the kernel's default pid_max.
+        let dead = make("dialer-demo-pg-dead", Some(4_194_305));
+        let alive = make("dialer-demo-pg-alive", Some(std::process::id()));
+        let unowned = make("dialer-demo-pg-unowned", None);
+        let foreign = make("someone-else", Some(4_194_305));
+        sweep_stale(&tmp.path);
+        assert!(!dead.exists());
+        assert!(alive.exists() && unowned.exists() && foreign.exists());
     }
 
     #[test]
