@@ -178,7 +178,6 @@ impl Services {
         }
 
         let port = free_port()?;
-        let log = dir.path.join("postgres.log");
         let mut command = launcher.command(&bin.join("postgres"));
         command
             .arg("-D")
@@ -193,7 +192,7 @@ impl Services {
             .args(["-c", "dynamic_shared_memory_type=mmap"]);
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         progress(&format!("starting the private Postgres on port {port}"));
-        let private = Private::spawn("Postgres", command, "QUIT", dir, log)?;
+        let private = Private::spawn("Postgres", command, "QUIT", dir)?;
         let private = self.push(private);
         private
             .wait_ready(|| probe_postgres(&url))
@@ -213,7 +212,6 @@ impl Services {
         let launcher = Launcher::unprivileged(lookup)?;
         let dir = TempDir::create("redis", launcher.owner)?;
         let port = free_port()?;
-        let log = dir.path.join("redis.log");
         let mut command = launcher.command(bin);
         command
             .arg("--port")
@@ -223,7 +221,7 @@ impl Services {
             .arg(&dir.path);
         let url = format!("redis://127.0.0.1:{port}");
         progress(&format!("starting a private Redis on port {port}"));
-        let private = Private::spawn("Redis", command, "TERM", dir, log)?;
+        let private = Private::spawn("Redis", command, "TERM", dir)?;
         let private = self.push(private);
         private
             .wait_ready(|| probe_redis(&url))
@@ -493,6 +491,8 @@ fn free_port() -> anyhow::Result<u16> {
 const DIR_PREFIX: &str = "dialer-demo-";
 /// File in such a directory holding the pid of the process that made it.
 const OWNER_FILE: &str = "demo.pid";
+/// File in such a directory that receives the server's output.
+const LOG_FILE: &str = "server.log";
 
 /// A directory under the system's temporary directory, removed on drop.
 struct TempDir {
@@ -597,8 +597,7 @@ struct Private {
     child: Option<Child>,
     /// The signal that makes this server shut down promptly (QUIT: Postgres' immediate shutdown).
     stop_signal: &'static str,
-    log: PathBuf,
-    // Declared last: dropped after `Drop::drop` has stopped the process.
+    /// Removed by its own drop, which runs after `Drop::drop` has stopped the process.
     dir: TempDir,
 }
 
@@ -608,8 +607,8 @@ impl Private {
         mut command: Command,
         stop_signal: &'static str,
         dir: TempDir,
-        log: PathBuf,
     ) -> anyhow::Result<Self> {
+        let log = dir.path.join(LOG_FILE);
         let out = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone()?;
@@ -625,7 +624,6 @@ impl Private {
             name,
             child: Some(child),
             stop_signal,
-            log,
             dir,
         })
     }
@@ -649,7 +647,7 @@ impl Private {
                 bail!(
                     "{} exited ({status}); the end of {}:\n{}",
                     self.name,
-                    self.log.display(),
+                    self.log().display(),
                     self.log_tail()
                 );
             }
@@ -658,7 +656,7 @@ impl Private {
                     "{} did not accept connections within {} s (last error: {last}); the end of {}:\n{}",
                     self.name,
                     READY_TIMEOUT.as_secs(),
-                    self.log.display(),
+                    self.log().display(),
                     self.log_tail()
                 );
             }
@@ -666,8 +664,13 @@ impl Private {
         }
     }
 
+    /// Where the server's output goes.
+    fn log(&self) -> PathBuf {
+        self.dir.path.join(LOG_FILE)
+    }
+
     fn log_tail(&self) -> String {
-        tail(&std::fs::read_to_string(&self.log).unwrap_or_default())
+        tail(&std::fs::read_to_string(self.log()).unwrap_or_default())
     }
 
     /// The server's pid and its descendants' (Postgres forks one process per backend).
