@@ -33,7 +33,8 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 const LOG_TAIL_LINES: usize = 20;
 
 /// The Postgres and Redis the demo uses, and the private servers it started (if any),
-/// which are stopped by [`Services::stop`] or, failing that, on drop.
+/// which are stopped by [`Services::stop`] or, failing that, on drop (which blocks while
+/// they exit: milliseconds normally, at most a few seconds per server).
 pub struct Services {
     /// An admin URL (database `postgres`): the demo creates its own database in it.
     pub database_url: String,
@@ -58,29 +59,28 @@ impl Services {
     /// Always starts private instances of both (tests use this; so does `ensure` when needed).
     pub async fn start_private(progress: &dyn Fn(&str)) -> anyhow::Result<Services> {
         let lookup = Lookup::from_env();
-        let pg_bin = lookup.postgres_bin_dir();
-        let redis_bin = lookup.program("redis-server");
-        if pg_bin.is_none() || redis_bin.is_none() {
-            let mut missing = Vec::new();
-            if pg_bin.is_none() {
-                missing.push(Missing::Postgres { probe: None });
-            }
-            if redis_bin.is_none() {
-                missing.push(Missing::Redis { probe: None });
-            }
+        let (pg_bin, redis_bin) = (lookup.postgres_bin_dir(), lookup.program("redis-server"));
+        let (Some(pg_bin), Some(redis_bin)) = (&pg_bin, &redis_bin) else {
+            let missing: Vec<Missing> = [
+                pg_bin
+                    .is_none()
+                    .then_some(Missing::Postgres { probe: None }),
+                redis_bin
+                    .is_none()
+                    .then_some(Missing::Redis { probe: None }),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             return Err(not_installed(&missing));
-        }
+        };
         let mut services = Services {
             database_url: String::new(),
             redis_url: String::new(),
             private: Vec::new(),
         };
-        if let Some(bin) = pg_bin {
-            services.database_url = services.start_postgres(&lookup, &bin, progress).await?;
-        }
-        if let Some(bin) = redis_bin {
-            services.redis_url = services.start_redis(&lookup, &bin, progress).await?;
-        }
+        services.database_url = services.start_postgres(&lookup, pg_bin, progress).await?;
+        services.redis_url = services.start_redis(&lookup, redis_bin, progress).await?;
         Ok(services)
     }
 
