@@ -9,6 +9,7 @@
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`telemetry`]: tracing subscriber and the Prometheus recorder.
 //! - [`db`]: the Postgres pool and the embedded migrations (Postgres is the truth).
+//! - [`demo`]: `dialer demo`: Postgres and Redis found or started privately, with no configuration.
 //! - [`dispatch`]: the Redis connection and key namespace (rebuildable dispatch state).
 //! - [`sim`]: `dialer sim`, the carrier simulator (Twilio-compatible REST, scenarios, signed callbacks, journal).
 //! - [`telephony`]: the carrier boundary: Twilio types, signatures, TwiML, the REST client.
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod demo;
 pub mod dispatch;
 pub mod dnc;
 pub mod engine;

@@ -80,11 +80,16 @@ pub async fn deliver(shared: &Shared, cb: &Callback, duplicate: bool) -> Option<
             .header("X-Twilio-Signature", sig)
             .form(&cb.params)
     };
-    let status = match request.header("User-Agent", "TwilioProxy/1.1").send().await {
-        Ok(r) => Some(r.status().as_u16()),
+    let request = request.header("User-Agent", "TwilioProxy/1.1");
+    let sent = std::time::Instant::now();
+    let (status, latency_ms) = match request.send().await {
+        Ok(r) => (
+            Some(r.status().as_u16()),
+            Some(sent.elapsed().as_secs_f64() * 1000.0),
+        ),
         Err(e) => {
             tracing::debug!(error = %e, url = %cb.url, "callback failed");
-            None
+            (None, None)
         }
     };
     shared.journal.record(Event::Callback {
@@ -93,6 +98,7 @@ pub async fn deliver(shared: &Shared, cb: &Callback, duplicate: bool) -> Option<
         url: cb.url.clone(),
         http_status: status,
         duplicate,
+        latency_ms,
     });
     status
 }

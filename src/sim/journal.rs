@@ -76,6 +76,9 @@ pub enum Event {
         url: String,
         http_status: Option<u16>,
         duplicate: bool,
+        /// From just before the request was sent to the response headers; `None` without a response.
+        #[serde(default)]
+        latency_ms: Option<f64>,
     },
     /// A REST request was refused (401, 404, 429 …).
     Refused {
