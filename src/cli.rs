@@ -218,6 +218,23 @@ pub enum BenchCommand {
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
     },
+    /// Run a whole campaign against the simulator with the daemon as a separate process;
+    /// prints dial rate, live calls, free-slot → dial latency, callback times, peak memory
+    Campaign {
+        #[arg(long, default_value_t = 10_000)]
+        leads: u64,
+        #[arg(long, default_value_t = 500)]
+        max_concurrent: u32,
+        /// The carrier account's calls per second (twilio.cps)
+        #[arg(long, default_value_t = 50)]
+        cps: u32,
+        /// Simulated seconds per real second in the simulator (shorter calls when higher)
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Give up after this many seconds
+        #[arg(long, default_value_t = 900)]
+        timeout_secs: u64,
+    },
     /// Fire signed status callbacks at an in-process daemon (verified, stored, applied);
     /// prints callbacks/s and latency percentiles
     Webhooks {
@@ -522,6 +539,25 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             concurrency,
             rate,
         }) => crate::bench::webhooks::run(&settings, callbacks, concurrency, rate).await,
+        Command::Bench(BenchCommand::Campaign {
+            leads,
+            max_concurrent,
+            cps,
+            speed,
+            timeout_secs,
+        }) => {
+            crate::bench::campaign::run(
+                &settings,
+                crate::bench::campaign::CampaignBench {
+                    leads,
+                    max_concurrent,
+                    cps,
+                    speed,
+                    timeout: std::time::Duration::from_secs(timeout_secs),
+                },
+            )
+            .await
+        }
         Command::Sim(args) => sim(args).await,
         Command::Demo(args) => {
             crate::demo::run::run(

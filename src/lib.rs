@@ -42,7 +42,6 @@ pub mod health;
 pub mod lead;
 pub mod lifecycle;
 pub mod phone;
-pub mod schedule;
 pub mod sim;
 pub mod startup;
 pub mod telemetry;

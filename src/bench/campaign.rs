@@ -38,7 +38,7 @@ async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
     crate::db::migrate(&pool).await?;
     let prefix = format!("dialer-bench-{}:", uuid::Uuid::new_v4().simple());
 
-    let mut sim_config = crate::sim::SimConfig {
+    let sim_config = crate::sim::SimConfig {
         listen: "127.0.0.1:0".into(),
         account_sid: ACCOUNT.into(),
         auth_token: TOKEN.into(),

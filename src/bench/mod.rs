@@ -1,5 +1,6 @@
 //! `dialer bench …`: realistic workloads run end to end, printing figures (never asserting).
 
+pub mod campaign;
 pub mod campaign_report;
 pub mod webhooks;
 pub mod workload;
