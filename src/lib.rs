@@ -17,6 +17,7 @@
 //! - [`call`]: one row per attempt; every carrier callback stored once and applied in order.
 //! - [`campaign`]: campaigns and their settings (parsed, validated, stored).
 //! - [`phone`]: `PhoneNumber` (valid E.164 by construction), `Region`, line types, time zones.
+//! - [`schedule`]: when a lead may be dialled: campaign hours ∩ legal hours in every zone of the number (pure).
 //! - [`lead`]: leads and the CSV importer (mapping, row checks, the parallel COPY pipeline).
 //! - [`dnc`]: do-not-call lists (tenant and global), their repo and file import.
 //! - [`webhooks`]: carrier callbacks under `/twilio/…`: signature check on the raw body, idempotent handling.
@@ -38,6 +39,7 @@ pub mod health;
 pub mod lead;
 pub mod lifecycle;
 pub mod phone;
+pub mod schedule;
 pub mod sim;
 pub mod startup;
 pub mod telemetry;
