@@ -18,6 +18,7 @@
 //! - [`call`]: one row per attempt; every carrier callback stored once and applied in order.
 //! - [`campaign`]: campaigns and their settings (parsed, validated, stored).
 //! - [`phone`]: `PhoneNumber` (valid E.164 by construction), `Region`, line types, time zones.
+//! - [`schedule`]: when a lead may be dialled: campaign hours ∩ legal hours in every zone of the number (pure).
 //! - [`lead`]: leads and the CSV importer (mapping, row checks, the parallel COPY pipeline).
 //! - [`engine`]: the dialing engine: pacing (Redis hopper + GCRA), claims under Postgres locks, retries, sweeps, lifecycle.
 //! - [`dnc`]: do-not-call lists (tenant and global), their repo and file import.
@@ -42,6 +43,7 @@ pub mod health;
 pub mod lead;
 pub mod lifecycle;
 pub mod phone;
+pub mod schedule;
 pub mod sim;
 pub mod startup;
 pub mod telemetry;

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 use serde::Serialize;
 
+pub mod subdivision;
 pub mod tz;
 
 /// An ISO 3166-1 alpha-2 region known to libphonenumber (`US`, `GB`, …).
