@@ -97,7 +97,10 @@ async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
         ("DIALER__REDIS__URL".into(), s.redis.url.clone()),
         ("DIALER__REDIS__KEY_PREFIX".into(), prefix.clone()),
         ("DIALER__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
-        ("DIALER__HTTP__PUBLIC_URL".into(), "http://127.0.0.1:0".into()),
+        (
+            "DIALER__HTTP__PUBLIC_URL".into(),
+            "http://127.0.0.1:0".into(),
+        ),
         ("DIALER__TWILIO__ACCOUNT_SID".into(), ACCOUNT.into()),
         ("DIALER__TWILIO__AUTH_TOKEN".into(), TOKEN.into()),
         ("DIALER__TWILIO__API_BASE_URL".into(), sim.url()),
@@ -140,14 +143,21 @@ async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
         .fetch_one(&pool)
         .await?;
         if last_print.elapsed() > Duration::from_secs(5) {
-            eprintln!("  {:>5.0} s  {open} leads open, {} live calls", started.elapsed().as_secs_f64(), sim.live_calls());
+            eprintln!(
+                "  {:>5.0} s  {open} leads open, {} live calls",
+                started.elapsed().as_secs_f64(),
+                sim.live_calls()
+            );
             last_print = Instant::now();
         }
         if status == "completed" {
             break Ok(());
         }
         if started.elapsed() > b.timeout {
-            break Err(anyhow::anyhow!("not completed within {:?}: {open} leads open", b.timeout));
+            break Err(anyhow::anyhow!(
+                "not completed within {:?}: {open} leads open",
+                b.timeout
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
