@@ -57,6 +57,8 @@ NOTICE = """\
 dialer includes data derived from Google's libphonenumber project:
 
   data/phone_tz.tsv            phone-number prefix to IANA time zone mapping
+  data/nanp_subdivisions.tsv   NANP area code / exchange to US state or Canadian
+                               province (from the English geocoding data)
   tests/data/phone_reference.csv
                                reference parse/format/validity/time-zone results
                                produced with libphonenumber's metadata
