@@ -583,3 +583,38 @@ async fn dnc_commands_normalise_numbers_and_keep_lists_apart() {
     let o = dialer(Some(&db), &["dnc", "add", "12"]);
     assert!(!o.status.success(), "a list must be named");
 }
+
+/// The README's first command: one campaign of the sample leads, start to finish.
+#[test]
+fn the_demo_runs_the_sample_campaign_to_completion() {
+    let o = Command::new(env!("CARGO_BIN_EXE_dialer"))
+        .args(["demo", "--timeout-secs", "300"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DIALER_CONFIG", "/dev/null")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("dialer demo runs");
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "demo failed:\n{out}\n{err}");
+    assert!(out.contains("completed in"), "{out}");
+    assert!(out.contains("attempts by disposition"), "{out}");
+    // Every disposition line adds up to the carrier's dial requests.
+    let dials: usize = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("the carrier saw "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("dial count in the report");
+    assert!(dials >= 53, "{out}");
+    let attempts: usize = out
+        .lines()
+        .skip_while(|l| !l.contains("attempts by disposition"))
+        .skip(1)
+        .take_while(|l| !l.contains("leads by outcome"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(
+        attempts, dials,
+        "each attempt recorded once per dial request:\n{out}"
+    );
+}

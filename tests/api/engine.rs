@@ -56,9 +56,23 @@ fn csv(numbers: &[String]) -> Vec<u8> {
 async fn start_campaign(app: &TestApp, t: &Tenant, leads: &[String], sql_set: &str) {
     let report = app.import(t, &csv(leads), &[]).await;
     assert_eq!(report["accepted"], leads.len(), "{report}");
+    // Defaults for the test, unless `sql_set` sets the column itself.
+    let defaults = [
+        ("caller_id", "'+14155550100'"),
+        ("window_start", "'00:00'"),
+        ("window_end", "'23:59'"),
+        ("days", "127"),
+        ("voicemail_message", "'Please call us back'"),
+    ];
+    let mut set: Vec<String> = defaults
+        .iter()
+        .filter(|(c, _)| !sql_set.contains(&format!(", {c} =")))
+        .map(|(c, v)| format!("{c} = {v}"))
+        .collect();
+    set.push("updated_at = now()".into());
     let sql = format!(
-        "UPDATE campaigns SET caller_id = '+14155550100', window_start = '00:00', window_end = '23:59',
-                days = 127, voicemail_message = 'Please call us back' {sql_set} WHERE id = $1"
+        "UPDATE campaigns SET {} {sql_set} WHERE id = $1",
+        set.join(", ")
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(t.campaign.id)
@@ -281,62 +295,90 @@ async fn a_campaign_runs_to_completion_within_its_limits_and_policy() {
     assert_eq!(p["leads"], 40);
 }
 
-#[tokio::test]
-async fn no_dial_outside_the_lead_local_window_and_dialling_resumes_when_it_opens() {
-    let sim = Simulator::start(sim_config()).await.unwrap();
-    let app = spawn_app_with(adjust_for(&sim, 50)).await;
-    // 12:30 UTC: 08:30 in New York (open), 05:30 in Los Angeles (closed until 15:00 UTC).
-    app.engine.clock.set(midweek(12, 30));
-    let t = app.tenant("Acme").await;
-    let ny = numbers(212, 5);
-    let la = numbers(213, 5);
-    let all: Vec<String> = ny.iter().chain(&la).cloned().collect();
-    start_campaign(&app, &t, &all, ", max_concurrent = 20, max_attempts = 1").await;
-
+/// Waits until `n` leads are done, then a little longer, and returns the numbers dialled.
+async fn dialled_once_done(app: &TestApp, sim: &Simulator, n: i64) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let done: i64 = sqlx::query_scalar("SELECT count(*) FROM leads WHERE status = 'done'")
             .fetch_one(&app.db)
             .await
             .unwrap();
-        if done == 5 {
+        assert!(done <= n, "{done} leads done, expected {n}");
+        if done == n {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "New York leads not done"
+            "only {done} of {n} leads done"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let dialed: Vec<String> = lead_dials(&sim.journal())
+    lead_dials(&sim.journal())
         .into_iter()
         .map(|d| d.2)
-        .collect();
-    assert!(
-        dialed.iter().all(|n| ny.contains(n)),
-        "only New York dialled: {dialed:?}"
-    );
-    let waiting: Vec<(String, DateTime<Utc>, Option<String>)> = sqlx::query_as(
-        "SELECT phone_e164, next_attempt_at, last_skip_reason FROM leads WHERE status = 'ready' ORDER BY 1",
+        .collect()
+}
+
+async fn waiting_until(app: &TestApp, numbers: &[String]) -> Vec<(DateTime<Utc>, Option<String>)> {
+    sqlx::query_as(
+        "SELECT next_attempt_at, last_skip_reason FROM leads WHERE status = 'ready' AND phone_e164 = ANY($1)",
     )
+    .bind(numbers)
     .fetch_all(&app.db)
     .await
-    .unwrap();
-    assert_eq!(waiting.len(), 5);
-    for (n, at, why) in &waiting {
-        assert!(la.contains(n));
-        assert_eq!(*at, midweek(15, 0), "{n} waits for 08:00 in Los Angeles");
+    .unwrap()
+}
+
+#[tokio::test]
+async fn no_dial_outside_the_campaign_window_or_any_of_the_leads_zones() {
+    let sim = Simulator::start(sim_config()).await.unwrap();
+    let app = spawn_app_with(adjust_for(&sim, 50)).await;
+    let t = app.tenant("Acme").await;
+    let ny = numbers(212, 3); // America/New_York
+    let sd = numbers(605, 3); // South Dakota: America/Denver and America/North_Dakota/Center
+    let la = numbers(213, 3); // America/Los_Angeles
+    let all: Vec<String> = ny.iter().chain(&sd).chain(&la).cloned().collect();
+    // 12:30 UTC in June: 08:30 in New York, before the campaign's 09:00 there.
+    app.engine.clock.set(midweek(12, 30));
+    start_campaign(
+        &app,
+        &t,
+        &all,
+        ", max_concurrent = 20, max_attempts = 1, time_zone = 'America/New_York', window_start = '09:00', window_end = '20:00'",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        lead_dials(&sim.journal()).is_empty(),
+        "dialled outside the campaign window"
+    );
+
+    // 13:00 UTC: the campaign opens (09:00 New York). South Dakota is 08:00 Central but
+    // 07:00 Mountain: its number waits for both; Los Angeles is at 06:00.
+    app.engine.clock.set(midweek(13, 0));
+    let dialled = dialled_once_done(&app, &sim, 3).await;
+    assert!(
+        dialled.iter().all(|n| ny.contains(n)),
+        "only New York dialled: {dialled:?}"
+    );
+    for (at, why) in waiting_until(&app, &sd).await {
+        assert_eq!(at, midweek(14, 0), "South Dakota waits for 08:00 Mountain");
         assert_eq!(why.as_deref(), Some("outside_lead_window"));
     }
+    for (at, _) in waiting_until(&app, &la).await {
+        assert_eq!(at, midweek(15, 0), "Los Angeles waits for 08:00 Pacific");
+    }
 
+    app.engine.clock.set(midweek(14, 0));
+    let dialled = dialled_once_done(&app, &sim, 6).await;
+    assert!(
+        dialled.iter().all(|n| !la.contains(n)),
+        "Los Angeles dialled at 07:00: {dialled:?}"
+    );
     app.engine.clock.set(midweek(15, 0));
     wait_completed(&app, &t, Duration::from_secs(30)).await;
-    let dialed: Vec<String> = lead_dials(&sim.journal())
-        .into_iter()
-        .map(|d| d.2)
-        .collect();
-    assert_eq!(dialed.len(), 10);
+    assert_eq!(lead_dials(&sim.journal()).len(), 9);
 }
 
 #[tokio::test]
