@@ -638,8 +638,12 @@ mod tests {
         assert_eq!(status_bytes(status, "VmHWM"), Some(20480 * 1024));
         assert_eq!(status_bytes(status, "VmRSS"), Some(1024 * 1024));
         assert_eq!(status_bytes(status, "VmSwap"), None);
-        if let (Some(peak), Some(now)) = (peak_rss_bytes(), current_rss_bytes()) {
-            assert!(peak >= now && now > 0);
+        // The current size first: the peak read afterwards can only be at least as large
+        // (other tests allocate in between).
+        let now = current_rss_bytes();
+        let peak = peak_rss_bytes();
+        if let (Some(peak), Some(now)) = (peak, now) {
+            assert!(peak >= now && now > 0, "peak {peak} < current {now}");
         }
     }
 }
