@@ -113,6 +113,8 @@ pub fn spawn(state: &AppState, token: CancellationToken) {
         state: state.clone(),
         pacing: Pacing::new(state.redis.clone()),
         pending: Mutex::default(),
+        in_flight: Default::default(),
+        last_send: tokio::sync::Mutex::new(tokio::time::Instant::now()),
         fill_wake: Notify::new(),
     });
     state
@@ -127,7 +129,23 @@ struct Engine {
     pacing: Pacing,
     /// Dial jobs started here that have not yet claimed their lead, per campaign.
     pending: Mutex<HashMap<CampaignId, usize>>,
+    /// Dial jobs started here that have not yet reached the carrier (or given up), all
+    /// campaigns: bounded to about one second of the account's rate.
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// When this instance last sent a dial request: sends from here are never closer than
+    /// the account's interval, even when timers fire late in a batch on a loaded machine
+    /// (the shared limiter spaces the slots; this keeps the requests spaced too).
+    last_send: tokio::sync::Mutex<tokio::time::Instant>,
     fill_wake: Notify,
+}
+
+/// Decrements the in-flight count when the job ends, however it ends.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Decrements the campaign's pending count once, when released or dropped.
@@ -229,13 +247,14 @@ impl Engine {
         let mut probe = gate == circuit::Gate::Probe;
         let mut started_any = false;
         for plan in open {
-            let (n, total) = {
-                let p = self.pending.lock().expect("pending lock");
-                (
-                    p.get(&plan.id).copied().unwrap_or(0),
-                    p.values().sum::<usize>(),
-                )
-            };
+            let n = self
+                .pending
+                .lock()
+                .expect("pending lock")
+                .get(&plan.id)
+                .copied()
+                .unwrap_or(0);
+            let total = self.in_flight.load(std::sync::atomic::Ordering::Relaxed);
             let used = live.get(&plan.id).copied().unwrap_or(0) as usize + n;
             let free = (plan.max_concurrent.max(0) as usize).saturating_sub(used);
             let mut count = free.min(max_pending.saturating_sub(total));
@@ -249,6 +268,8 @@ impl Engine {
                     .expect("pending lock")
                     .entry(plan.id)
                     .or_default() += 1;
+                self.in_flight
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let this = self.clone();
                 let plan = plan.clone();
                 let token = token.clone();
@@ -266,55 +287,34 @@ impl Engine {
         Ok(())
     }
 
-    /// One dial job: a rate slot, the best lead of the campaign, the claim, the carrier.
+    /// One dial job: the best lead of the campaign, the claim (the attempt is written),
+    /// then a rate slot, a last look at what may have changed while waiting for it, and
+    /// the carrier. The slot is taken right before the request, so requests leave at the
+    /// limiter's exact spacing whatever the claim took.
     async fn dial_job(self: Arc<Self>, plan: Arc<Plan>, probe: bool, token: CancellationToken) {
+        let _in_flight = InFlight(&self.in_flight);
         let mut guard = PendingGuard {
             engine: &self,
             campaign: plan.id,
             live: true,
         };
-        let account = self.state.settings.twilio.account_sid.clone();
-        loop {
-            match self
-                .pacing
-                .reserve(&account, self.cps(), Duration::from_secs(1))
-                .await
-            {
-                Ok(Reservation::Go(wait)) => {
-                    tokio::time::sleep(wait).await;
-                    break;
-                }
-                Ok(Reservation::Later(after)) => {
-                    tokio::select! {
-                        _ = token.cancelled() => { if probe { self.shared().circuit.probe_unused(); } return; }
-                        _ = tokio::time::sleep(after.min(Duration::from_secs(1))) => {}
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "rate limiter (Redis) unavailable");
-                    if probe {
-                        self.shared().circuit.probe_unused();
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    return;
-                }
+        let unused_probe = || {
+            if probe {
+                self.shared().circuit.probe_unused();
             }
-        }
+        };
         let now = self.shared().clock.now();
         let job = match self.pacing.pop(plan.id, now.timestamp_millis()).await {
             Ok(Some(lead)) => lead,
             Ok(None) => {
                 self.fill_wake.notify_one();
-                if probe {
-                    self.shared().circuit.probe_unused();
-                }
+                unused_probe();
                 return;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "dial queue (Redis) unavailable");
-                if probe {
-                    self.shared().circuit.probe_unused();
-                }
+                unused_probe();
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 return;
             }
         };
@@ -326,12 +326,14 @@ impl Engine {
         match claim {
             Ok(Claim::Dial(attempt)) => {
                 metrics::counter!("dialer_attempts_total").increment(1);
-                self.place(&plan, *attempt, probe).await;
+                if self.wait_for_slot(&plan, &attempt, &token).await {
+                    self.place(&plan, *attempt, probe).await;
+                } else {
+                    unused_probe();
+                }
             }
             Ok(Claim::Full) => {
-                if probe {
-                    self.shared().circuit.probe_unused();
-                }
+                unused_probe();
                 // Back at the front: it was the best job a moment ago.
                 if let Err(e) = self.pacing.requeue(plan.id, job, 0.0).await {
                     tracing::warn!(error = %e, "could not put a dial job back; the next fill restores it");
@@ -339,9 +341,7 @@ impl Engine {
                 return;
             }
             Ok(other) => {
-                if probe {
-                    self.shared().circuit.probe_unused();
-                }
+                unused_probe();
                 let reason = match other {
                     Claim::Skipped(r) => r,
                     Claim::Gone => "not_due",
@@ -350,14 +350,88 @@ impl Engine {
                 metrics::counter!("dialer_dial_skipped_total", "reason" => reason).increment(1);
             }
             Err(e) => {
-                if probe {
-                    self.shared().circuit.probe_unused();
-                }
+                unused_probe();
                 tracing::warn!(error = %e, lead = job, "claiming a lead failed");
             }
         }
         if let Err(e) = self.pacing.done(plan.id, job).await {
             tracing::debug!(error = %e, "clearing the in-flight mark failed (it expires)");
+        }
+    }
+
+    /// Waits for the account's next rate slot. If the wait was not nil, looks again at what
+    /// may have changed meanwhile (campaign paused, a window closed); then, or if the rate
+    /// limiter is unreachable or we are shutting down, gives the attempt back. True: dial now.
+    async fn wait_for_slot(
+        &self,
+        plan: &Plan,
+        a: &repo::Attempt,
+        token: &CancellationToken,
+    ) -> bool {
+        let account = &self.state.settings.twilio.account_sid;
+        let mut waited = false;
+        let give_back = |reason: &'static str| async move {
+            let next = self.shared().clock.now();
+            if let Err(e) = repo::revert(&self.state.db, a.call_id, reason, next).await {
+                tracing::warn!(error = %e, call = %a.call_id, "giving back an attempt failed; the sweeper resolves it");
+            }
+            metrics::counter!("dialer_dial_skipped_total", "reason" => reason).increment(1);
+            false
+        };
+        loop {
+            match self
+                .pacing
+                .reserve(account, self.cps(), Duration::from_secs(1))
+                .await
+            {
+                Ok(Reservation::Go(wait)) => {
+                    if !wait.is_zero() {
+                        waited = true;
+                        tokio::time::sleep(wait).await;
+                    }
+                    break;
+                }
+                Ok(Reservation::Later(after)) => {
+                    waited = true;
+                    tokio::select! {
+                        _ = token.cancelled() => return give_back("shutting_down").await,
+                        _ = tokio::time::sleep(after.min(Duration::from_secs(1))) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "rate limiter (Redis) unavailable");
+                    return give_back("rate_limiter_unavailable").await;
+                }
+            }
+        }
+        {
+            let interval = Duration::from_secs_f64(1.0 / self.cps());
+            let mut last = self.last_send.lock().await;
+            let earliest = *last + interval;
+            if tokio::time::Instant::now() < earliest {
+                waited = true;
+                tokio::time::sleep_until(earliest).await;
+            }
+            *last = tokio::time::Instant::now();
+        }
+        if !waited {
+            return true;
+        }
+        let now = self.shared().clock.now();
+        if !plan.schedule.is_open(&a.place, now) {
+            return give_back("outside_lead_window").await;
+        }
+        match sqlx::query_scalar::<_, String>("SELECT status FROM campaigns WHERE id = $1")
+            .bind(plan.id)
+            .fetch_one(&self.state.db)
+            .await
+        {
+            Ok(s) if s == "active" => true,
+            Ok(_) => give_back("campaign_inactive").await,
+            Err(e) => {
+                tracing::warn!(error = %e, "re-reading the campaign failed");
+                give_back("database_unavailable").await
+            }
         }
     }
 

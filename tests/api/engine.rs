@@ -810,3 +810,39 @@ async fn an_instance_killed_mid_campaign_loses_no_lead_and_dials_nothing_twice()
     assert!(attempts.values().all(|n| *n == 1), "{attempts:?}");
     assert_every_lead_and_call_final(&app).await;
 }
+
+#[tokio::test]
+async fn the_lead_window_follows_the_clock_change_on_the_day_daylight_saving_starts() {
+    let sim = Simulator::start(sim_config()).await.unwrap();
+    let app = spawn_app_with(adjust_for(&sim, 50)).await;
+    let t = app.tenant("Acme").await;
+    let ny = numbers(212, 2);
+    // Sunday 14 March 2027: New York moves from UTC-5 to UTC-4 at 07:00 UTC. At 11:30 UTC it
+    // is 07:30 EDT (an hour-behind reckoning would say 06:30): closed until 08:00 EDT = 12:00 UTC.
+    let sunday = |h, m| Utc.with_ymd_and_hms(2027, 3, 14, h, m, 0).unwrap();
+    app.engine.clock.set(sunday(11, 30));
+    start_campaign(&app, &t, &ny, ", max_concurrent = 5, max_attempts = 1").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting = waiting_until(&app, &ny).await;
+        if waiting.len() == 2 && waiting.iter().all(|(_, why)| why.is_some()) {
+            for (at, why) in waiting {
+                assert_eq!(at, sunday(12, 0), "08:00 EDT, not 08:00 EST");
+                assert_eq!(why.as_deref(), Some("outside_lead_window"));
+            }
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "leads never postponed: {waiting:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        lead_dials(&sim.journal()).is_empty(),
+        "dialled at 07:30 local time"
+    );
+    app.engine.clock.set(sunday(12, 0));
+    wait_completed(&app, &t, Duration::from_secs(30)).await;
+    assert_eq!(lead_dials(&sim.journal()).len(), 2);
+}
