@@ -96,6 +96,9 @@ pub async fn run(opts: DemoOptions, base: &Settings) -> anyhow::Result<()> {
     // Deadlines pass 600 times faster than usual: look at them more often.
     settings.dialer.sweep_interval_ms = 50;
     settings.dialer.fill_interval_ms = 100;
+    // ... but the carrier's answers take real time: an unconfirmed dial request is given
+    // back only after two real minutes, not two simulated ones.
+    settings.dialer.stuck_after_secs = (120.0 * opts.speed.max(1.0)) as u64;
     if settings.auth.api_key_pepper.is_none() {
         settings.auth.api_key_pepper = Some("demo-pepper".to_string().into());
     }
