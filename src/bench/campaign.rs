@@ -10,7 +10,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use super::ScratchDb;
-use super::campaign_report::CampaignReport;
+use super::campaign_report::{CampaignReport, process_status_bytes};
 use crate::config::Settings;
 
 #[derive(Debug, Clone)]
@@ -129,7 +129,7 @@ async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
     let mut peak_rss = 0u64;
     let mut last_print = Instant::now();
     let outcome = loop {
-        if let Some(rss) = rss_of(pid) {
+        if let Some(rss) = process_status_bytes(&pid.to_string(), "VmRSS") {
             peak_rss = peak_rss.max(rss);
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -161,7 +161,7 @@ async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let hwm = hwm_of(pid);
+    let hwm = process_status_bytes(&pid.to_string(), "VmHWM");
     let _ = child.kill().await;
     let took = started.elapsed();
     let journal = sim.journal();
@@ -191,19 +191,4 @@ async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
         report.concurrency.max_live
     );
     Ok(())
-}
-
-fn status_field(pid: u32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-fn rss_of(pid: u32) -> Option<u64> {
-    status_field(pid, "VmRSS:")
-}
-
-fn hwm_of(pid: u32) -> Option<u64> {
-    status_field(pid, "VmHWM:")
 }

@@ -379,12 +379,20 @@ impl fmt::Display for CampaignReport {
 
 /// The process's peak resident memory (VmHWM), where `/proc` has it.
 pub fn peak_rss_bytes() -> Option<u64> {
-    status_bytes(&std::fs::read_to_string("/proc/self/status").ok()?, "VmHWM")
+    process_status_bytes("self", "VmHWM")
 }
 
 /// The process's resident memory now (VmRSS), where `/proc` has it.
 pub fn current_rss_bytes() -> Option<u64> {
-    status_bytes(&std::fs::read_to_string("/proc/self/status").ok()?, "VmRSS")
+    process_status_bytes("self", "VmRSS")
+}
+
+/// A kB field (`VmRSS`, `VmHWM` …) of `/proc/<pid>/status` in bytes; `pid` may be `self`.
+pub fn process_status_bytes(pid: &str, key: &str) -> Option<u64> {
+    status_bytes(
+        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        key,
+    )
 }
 
 /// The value of `key` (given in kB) in the text of a `/proc/<pid>/status`, in bytes.

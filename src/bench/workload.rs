@@ -58,15 +58,7 @@ pub fn write_leads_csv<W: Write>(out: W, rows: u64, seed: u64) -> io::Result<Gen
 
 /// Peak resident set size of this process in bytes (VmHWM from /proc/self/status), None if unavailable.
 pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line["VmHWM:".len()..]
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    super::campaign_report::peak_rss_bytes()
 }
 
 /// Resets the peak RSS counter where the kernel allows it (write "5" to /proc/self/clear_refs); returns whether it worked.

@@ -40,7 +40,7 @@ use crate::telephony::client::{
     CallEvent, CreateCall, EndCall, HttpMethod, Instructions, MachineDetection, RecordingEvent,
     TwilioClient, TwilioError, UpdateCall,
 };
-use crate::telephony::{AnsweredBy, CallSid, CallStatus};
+use crate::telephony::{AnsweredBy, CallSid};
 
 /// What the webhooks, the API and the engine's tasks share.
 #[derive(Clone)]
@@ -327,7 +327,7 @@ impl Engine {
             Ok(Claim::Dial(attempt)) => {
                 metrics::counter!("dialer_attempts_total").increment(1);
                 if self.wait_for_slot(&plan, &attempt, &token).await {
-                    self.place(&plan, *attempt, probe).await;
+                    self.place(&plan, *attempt).await;
                 } else {
                     unused_probe();
                 }
@@ -436,7 +436,7 @@ impl Engine {
     }
 
     /// Asks the carrier to dial an attempt that is already written.
-    async fn place(&self, plan: &Plan, a: repo::Attempt, probe: bool) {
+    async fn place(&self, plan: &Plan, a: repo::Attempt) {
         let carrier = self.shared().carrier.as_ref().expect("checked at spawn");
         let id = a.call_id;
         let mut req = CreateCall::new(
@@ -485,19 +485,11 @@ impl Engine {
                     tracing::warn!(error = %e, call = %id, "storing the call SID failed; callbacks will bring it");
                 }
             }
-            Err(e) => self.carrier_refused(plan, id, e, now, probe).await,
+            Err(e) => self.carrier_refused(plan, id, e, now).await,
         }
-        let _ = probe;
     }
 
-    async fn carrier_refused(
-        &self,
-        plan: &Plan,
-        id: CallId,
-        e: TwilioError,
-        now: DateTime<Utc>,
-        _probe: bool,
-    ) {
+    async fn carrier_refused(&self, plan: &Plan, id: CallId, e: TwilioError, now: DateTime<Utc>) {
         let db = &self.state.db;
         let circuit = &self.shared().circuit;
         let text = e.to_string();
@@ -871,9 +863,4 @@ pub async fn on_answer(state: &AppState, id: CallId) {
     if let Some((false, max_hold_ms)) = row {
         hold(state, id, max_hold_ms).await;
     }
-}
-
-/// Whether a status is final (re-exported for the webhooks).
-pub fn is_final(status: &CallStatus) -> bool {
-    status.is_final()
 }
