@@ -318,10 +318,7 @@ impl Engine {
                 return;
             }
         };
-        let final_after = TimeDelta::seconds(
-            i64::from(plan.dial_timeout_secs) + self.state.settings.dialer.stuck_after_secs as i64,
-        );
-        let claim = repo::claim(&self.state.db, &plan, job, now, final_after).await;
+        let claim = repo::claim(&self.state.db, &plan, job, now, self.final_after(&plan)).await;
         guard.release();
         match claim {
             Ok(Claim::Dial(attempt)) => {
@@ -359,9 +356,20 @@ impl Engine {
         }
     }
 
-    /// Waits for the account's next rate slot. If the wait was not nil, looks again at what
-    /// may have changed meanwhile (campaign paused, a window closed); then, or if the rate
-    /// limiter is unreachable or we are shutting down, gives the attempt back. True: dial now.
+    /// How long an attempt may go without news before the sweeper looks into it: the
+    /// carrier's ring time plus `dialer.stuck_after_secs`.
+    fn final_after(&self, plan: &Plan) -> TimeDelta {
+        TimeDelta::seconds(
+            i64::from(plan.dial_timeout_secs) + self.state.settings.dialer.stuck_after_secs as i64,
+        )
+    }
+
+    /// Waits for the account's next rate slot, then looks again at what may have changed
+    /// meanwhile (campaign paused, a window closed) and fences the attempt: its deadline
+    /// moves to now + [`Self::final_after`] only if the sweeper has not given it back, so
+    /// an attempt is either sent or given back, never both. Gives the attempt back if the
+    /// campaign or window closed, the rate limiter is unreachable or we are shutting down.
+    /// True: dial now.
     async fn wait_for_slot(
         &self,
         plan: &Plan,
@@ -372,7 +380,7 @@ impl Engine {
         let mut waited = false;
         let give_back = |reason: &'static str| async move {
             let next = self.shared().clock.now();
-            if let Err(e) = repo::revert(&self.state.db, a.call_id, reason, next).await {
+            if let Err(e) = repo::revert(&self.state.db, a.call_id, reason, next, None).await {
                 tracing::warn!(error = %e, call = %a.call_id, "giving back an attempt failed; the sweeper resolves it");
             }
             metrics::counter!("dialer_dial_skipped_total", "reason" => reason).increment(1);
@@ -414,22 +422,20 @@ impl Engine {
             }
             *last = tokio::time::Instant::now();
         }
-        if !waited {
-            return true;
-        }
         let now = self.shared().clock.now();
-        if !plan.schedule.is_open(&a.place, now) {
+        if waited && !plan.schedule.is_open(&a.place, now) {
             return give_back("outside_lead_window").await;
         }
-        match sqlx::query_scalar::<_, String>("SELECT status FROM campaigns WHERE id = $1")
-            .bind(plan.id)
-            .fetch_one(&self.state.db)
-            .await
-        {
-            Ok(s) if s == "active" => true,
-            Ok(_) => give_back("campaign_inactive").await,
+        match repo::fence(&self.state.db, a.call_id, now + self.final_after(plan)).await {
+            Ok(Some(s)) if s == "active" => true,
+            Ok(Some(_)) => give_back("campaign_inactive").await,
+            Ok(None) => {
+                // The sweeper gave it back while we waited (it may already be with another job).
+                tracing::warn!(call = %a.call_id, "attempt given back while waiting for a rate slot: not dialled");
+                false
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "re-reading the campaign failed");
+                tracing::warn!(error = %e, "fencing the attempt failed");
                 give_back("database_unavailable").await
             }
         }
@@ -504,7 +510,7 @@ impl Engine {
                 if matches!(code, Some(21210 | 21212 | 21213)) {
                     // The caller id is refused: every call of the campaign would be.
                     tracing::error!(campaign = %plan.id, error = %text, "the carrier refuses the campaign's caller id: pausing the campaign");
-                    let _ = repo::revert(db, id, "caller_id_refused", now).await;
+                    let _ = repo::revert(db, id, "caller_id_refused", now, None).await;
                     let _ = lifecycle::pause_for(
                         db,
                         plan.id,
@@ -536,7 +542,7 @@ impl Engine {
             _ => {
                 circuit.failure(&text);
                 tracing::warn!(call = %id, error = %text, "carrier unavailable: attempt given back");
-                if let Err(err) = repo::revert(db, id, "carrier_unavailable", now).await {
+                if let Err(err) = repo::revert(db, id, "carrier_unavailable", now, None).await {
                     tracing::warn!(error = %err, call = %id, "giving back an attempt failed; the sweeper resolves it");
                 }
             }
@@ -671,26 +677,47 @@ async fn abandon_holds(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<(
 /// Attempts past their deadline without a final state: asked about at the carrier.
 async fn reconcile_stuck(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<()> {
     // Take each for a minute (compare-and-set on the deadline), so one instance handles it.
+    let taken = now + TimeDelta::seconds(60);
     let stuck: Vec<(i64, Option<String>)> = sqlx::query_as(
-        "UPDATE calls SET final_deadline = $1 + interval '60 seconds'
+        "UPDATE calls SET final_deadline = $2
           WHERE id IN (SELECT id FROM calls WHERE NOT is_final AND final_deadline <= $1
                         ORDER BY final_deadline LIMIT 200 FOR UPDATE SKIP LOCKED)
          RETURNING id, call_sid",
     )
     .bind(now)
+    .bind(taken)
     .fetch_all(&state.db)
     .await?;
     for (id, sid) in stuck {
         let id = CallId(id);
-        let Some(sid) = sid.and_then(|s| CallSid::parse(&s).ok()) else {
-            // The carrier never confirmed it and never called back: it was never dialled.
-            if repo::revert(&state.db, id, "carrier_never_confirmed", now).await? {
-                tracing::warn!(call = %id, "attempt never confirmed by the carrier: given back");
-            }
-            continue;
-        };
         let Some(carrier) = state.engine.carrier.as_ref() else {
             continue;
+        };
+        let sid = match sid.and_then(|s| CallSid::parse(&s).ok()) {
+            Some(sid) => sid,
+            // No SID and no callback: the request may never have reached the carrier, or
+            // the instance that sent it died before it stored the answer. Only the
+            // carrier knows which; never give the lead back while it might be ringing.
+            None => match find_lost_call(state, carrier, id).await {
+                Ok(Some(sid)) => {
+                    tracing::warn!(call = %id, sid = %sid, "found an unconfirmed attempt at the carrier");
+                    let mut conn = state.db.acquire().await?;
+                    call::repo::set_sid(&mut conn, id, sid.as_str()).await?;
+                    sid
+                }
+                Ok(None) => {
+                    if repo::revert(&state.db, id, "carrier_never_confirmed", now, Some(taken))
+                        .await?
+                    {
+                        tracing::warn!(call = %id, "attempt unknown to the carrier: given back");
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(call = %id, error = %e, "could not ask the carrier about an unconfirmed attempt");
+                    continue;
+                }
+            },
         };
         match carrier.fetch_call(&sid).await {
             Ok(c) if c.status.is_final() => {
@@ -728,6 +755,49 @@ async fn reconcile_stuck(state: &AppState, now: DateTime<Utc>) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// The carrier's SID for an attempt whose create-call answer was lost: a call to the same
+/// number from the same caller ID, created in the last day, that no attempt of ours has
+/// claimed. `None` when the carrier has no such call (the request never reached it).
+async fn find_lost_call(
+    state: &AppState,
+    carrier: &TwilioClient,
+    id: CallId,
+) -> anyhow::Result<Option<CallSid>> {
+    let Some((to, from)): Option<(String, String)> =
+        sqlx::query_as("SELECT to_number, from_number FROM calls WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&state.db)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let calls = carrier.list_calls(&to, Some(&from), 100).await?;
+    // The carrier's clock is real time, whatever the engine's clock says.
+    let since = Utc::now() - TimeDelta::days(1);
+    let candidates: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.direction.as_deref().is_none_or(|d| d == "outbound-api"))
+        .filter(|c| c.date_created.is_none_or(|t| t >= since))
+        .map(|c| c.sid.as_str())
+        .collect();
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let known: Vec<String> = sqlx::query_scalar(
+        "SELECT call_sid FROM calls WHERE to_number = $1 AND call_sid = ANY($2)",
+    )
+    .bind(&to)
+    .bind(&candidates)
+    .fetch_all(&state.db)
+    .await?;
+    // Newest first, as the carrier lists them; the oldest unclaimed one is ours (a
+    // newer one would belong to a later attempt that is itself unconfirmed).
+    let unclaimed = calls.iter().rev().find(|c| {
+        candidates.contains(&c.sid.as_str()) && !known.iter().any(|k| k == c.sid.as_str())
+    });
+    Ok(unclaimed.map(|c| c.sid.clone()))
 }
 
 /// An attempt reached a final state: its lead moves on (retry or final) and the pacer is

@@ -187,18 +187,44 @@ async fn skip(
     Ok(())
 }
 
+/// The last word before the dial request leaves: pushes the unsent attempt's deadline to
+/// `deadline` and returns its campaign's status, or `None` if the attempt is no longer
+/// ours to send (the sweeper gave it back). The sweeper only gives back attempts past
+/// their deadline, so after this it leaves the attempt alone until the request has either
+/// reached the carrier or failed for good.
+pub async fn fence(
+    db: &PgPool,
+    id: CallId,
+    deadline: DateTime<Utc>,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE calls k SET final_deadline = $2
+           FROM campaigns c
+          WHERE k.id = $1 AND k.call_sid IS NULL AND k.state = 'dialing' AND c.id = k.campaign_id
+         RETURNING c.status",
+    )
+    .bind(id)
+    .bind(deadline)
+    .fetch_optional(db)
+    .await
+}
+
 /// Gives back an attempt the carrier never received: the row goes, the lead is ready
 /// again with its attempt count as before (an outage never burns an attempt). Does nothing
-/// if the carrier has called back about it (then it did receive it).
+/// if the carrier has called back about it (then it did receive it), or, when `taken` is
+/// given (the sweeper's claim on the row), if the row's deadline moved since (the dial job
+/// [fenced](fence) it and is sending the request).
 pub async fn revert(
     db: &PgPool,
     id: CallId,
     reason: &str,
     retry_at: DateTime<Utc>,
+    taken: Option<DateTime<Utc>>,
 ) -> Result<bool, sqlx::Error> {
     let n = sqlx::query(
         "WITH del AS (
              DELETE FROM calls k WHERE k.id = $1 AND k.call_sid IS NULL
+                AND ($4::timestamptz IS NULL OR k.final_deadline = $4)
                 AND NOT EXISTS (SELECT 1 FROM call_events e WHERE e.call_id = k.id)
              RETURNING lead_id, attempt)
          UPDATE leads l SET status = 'ready', attempts = del.attempt - 1, next_attempt_at = $3,
@@ -208,6 +234,7 @@ pub async fn revert(
     .bind(id)
     .bind(reason)
     .bind(retry_at)
+    .bind(taken)
     .execute(db)
     .await?
     .rows_affected();

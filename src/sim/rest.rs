@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +25,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route(
             "/2010-04-01/Accounts/{account}/Calls.json",
-            post(create_call),
+            post(create_call).get(list_calls),
         )
         .route(
             "/2010-04-01/Accounts/{account}/Calls/{file}",
@@ -362,6 +362,55 @@ fn find_call(shared: &Shared, sid: &str) -> Option<Handle> {
         .unwrap_or_else(|p| p.into_inner())
         .get(sid)
         .cloned()
+}
+
+/// `GET /Calls.json`: the `To`, `From` and `Status` filters, newest first, one page of
+/// `PageSize` (default 50, at most 1,000).
+async fn list_calls(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+    let query = Form(
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect(),
+    );
+    let page_size = match query.uint("PageSize") {
+        Ok(n) => n.unwrap_or(50).clamp(1, 1000) as usize,
+        Err(r) => return r.into_response(),
+    };
+    let handles: Vec<Handle> = shared
+        .calls
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    let mut infos: Vec<(Handle, call::Info)> = handles
+        .into_iter()
+        .map(|h| {
+            let info = h.info();
+            (h, info)
+        })
+        .filter(|(_, i)| query.get("To").is_none_or(|to| i.to == to))
+        .filter(|(_, i)| query.get("From").is_none_or(|from| i.from == from))
+        .filter(|(_, i)| query.get("Status").is_none_or(|st| i.status == st))
+        .collect();
+    infos.sort_by_key(|(_, i)| std::cmp::Reverse(i.created));
+    let calls: Vec<Value> = infos
+        .iter()
+        .take(page_size)
+        .map(|(h, _)| call_json(&shared, h))
+        .collect();
+    axum::Json(json!({
+        "calls": calls,
+        "page": 0,
+        "page_size": page_size,
+        "start": 0,
+        "end": calls.len().saturating_sub(1),
+        "first_page_uri": null,
+        "next_page_uri": null,
+        "previous_page_uri": null,
+        "uri": format!("/2010-04-01/Accounts/{}/Calls.json", shared.config.account_sid),
+    }))
+    .into_response()
 }
 
 async fn fetch_call(

@@ -676,36 +676,33 @@ async fn a_carrier_outage_pauses_dialling_without_burning_attempts_and_dialling_
         metrics.contains("dialer_carrier_failures_total"),
         "{metrics}"
     );
-    // Attempts whose request may have reached the carrier are kept until their deadline
-    // (ring time + 1 s here), then given back: the first ones go, no lead is finished, and
-    // no lead carries more than the one attempt a probe may be holding right now.
+    // Attempts whose request may have reached the carrier (the connection was cut after
+    // it was sent) are kept while the carrier cannot be asked about them, even past their
+    // deadline: giving one back would risk ringing the same person twice. No lead is
+    // finished, none carries more than the one attempt it had.
     let first: Vec<i64> = sqlx::query_scalar("SELECT id FROM calls ORDER BY id LIMIT 3")
         .fetch_all(&app.db)
         .await
         .unwrap();
     assert!(!first.is_empty());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    loop {
-        let (kept, done, most): (i64, i64, Option<i32>) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM calls WHERE id = ANY($1)),
-                    (SELECT count(*) FROM leads WHERE status = 'done'),
-                    (SELECT max(attempts) FROM leads)",
-        )
-        .bind(&first)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-        assert_eq!(done, 0, "no lead is finished by an outage");
-        assert!(most.unwrap_or(0) <= 1, "an outage burns no attempt");
-        if kept == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{kept} attempts never given back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    app.engine.clock.advance(chrono::TimeDelta::seconds(30));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (kept, done, most): (i64, i64, Option<i32>) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM calls WHERE id = ANY($1)),
+                (SELECT count(*) FROM leads WHERE status = 'done'),
+                (SELECT max(attempts) FROM leads)",
+    )
+    .bind(&first)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        kept,
+        first.len() as i64,
+        "kept while the carrier cannot be asked"
+    );
+    assert_eq!(done, 0, "no lead is finished by an outage");
+    assert!(most.unwrap_or(0) <= 1, "an outage burns no attempt");
     let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
     assert!(
         ready["checks"]["carrier"]
@@ -716,13 +713,113 @@ async fn a_carrier_outage_pauses_dialling_without_burning_attempts_and_dialling_
     );
     assert!(lead_dials(&sim.journal()).is_empty());
 
+    // Back: the sweeper asks the carrier, which never had them; they are given back
+    // (attempt count unchanged) and dialled once.
     outage.bring_back();
+    app.engine.clock.advance(chrono::TimeDelta::seconds(61));
     wait_completed(&app, &t, Duration::from_secs(60)).await;
     let (dialed, _) = dials_vs_attempts(&app, &sim.journal()).await;
     assert_eq!(dialed.len(), 10);
     assert!(dialed.values().all(|n| *n == 1));
     let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["checks"]["carrier"], "ok");
+}
+
+/// An instance that dies between sending the dial request and storing the carrier's answer
+/// leaves an attempt with no SID, and the carrier's callbacks go to the dead instance. The
+/// survivor must find the call at the carrier (not dial the lead again), and give back only
+/// the attempt the carrier never received.
+#[tokio::test]
+async fn an_attempt_whose_answer_was_lost_is_found_at_the_carrier_not_dialled_again() {
+    let sim = Simulator::start(sim_config()).await.unwrap();
+    let app = spawn_app_with(|s| {
+        adjust_for(&sim, 20)(s);
+        s.dialer.stuck_after_secs = 1;
+        s.dialer.sweep_interval_ms = 100;
+    })
+    .await;
+    app.engine.clock.set(midweek(15, 0));
+    let t = app.tenant("Acme").await;
+    let leads = numbers(212, 2);
+    // The campaign's window is shut while the dead instance's attempts are written.
+    start_campaign(
+        &app,
+        &t,
+        &leads,
+        ", max_attempts = 1, dial_timeout_secs = 15, window_start = '01:00', window_end = '01:01'",
+    )
+    .await;
+    let mut ids = Vec::new();
+    for to in &leads {
+        let id: i64 = sqlx::query_scalar(
+            "WITH l AS (UPDATE leads SET status = 'dialing', attempts = 1 WHERE phone_e164 = $1
+                         RETURNING id, tenant_id, campaign_id)
+             INSERT INTO calls (tenant_id, campaign_id, lead_id, attempt, to_number, from_number, final_deadline)
+             SELECT tenant_id, campaign_id, id, 1, $1, '+14155550100', $2 FROM l RETURNING id",
+        )
+        .bind(to)
+        .bind(midweek(23, 0))
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    // The dead instance's request for the first lead reached the carrier; its callbacks go
+    // nowhere. The second lead's request never left.
+    let carrier =
+        dialer::telephony::client::TwilioClient::from_settings(&app.settings.twilio).unwrap();
+    let mut req = dialer::telephony::client::CreateCall::new(
+        &leads[0],
+        "+14155550100",
+        dialer::telephony::client::Instructions::Twiml(
+            "<Response><Say>Hello</Say></Response>".into(),
+        ),
+    );
+    req.status_callback = Some("http://127.0.0.1:9/dead".into());
+    let placed = carrier.create_call(&req).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !sim.journal().iter().any(
+        |e| matches!(&e.event, Event::CallEnd { call_sid, .. } if call_sid == placed.sid.as_str()),
+    ) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the carrier's call never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both attempts are now past their deadline, with the campaign's window open.
+    sqlx::query("UPDATE campaigns SET window_start = '00:00', window_end = '23:59' WHERE id = $1")
+        .bind(t.campaign.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE calls SET final_deadline = $1")
+        .bind(midweek(14, 0))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    wait_completed(&app, &t, Duration::from_secs(30)).await;
+
+    let (dialed, attempts) = dials_vs_attempts(&app, &sim.journal()).await;
+    assert_eq!(
+        dialed.get(&leads[0]),
+        Some(&1),
+        "found, not dialled again: {dialed:?}"
+    );
+    assert_eq!(
+        dialed.get(&leads[1]),
+        Some(&1),
+        "given back and dialled once: {dialed:?}"
+    );
+    assert_eq!(attempts.get(&leads[0]), Some(&1));
+    assert_eq!(attempts.get(&leads[1]), Some(&1));
+    let sid: Option<String> = sqlx::query_scalar("SELECT call_sid FROM calls WHERE id = $1")
+        .bind(ids[0])
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(sid.as_deref(), Some(placed.sid.as_str()));
+    assert_every_lead_and_call_final(&app).await;
 }
 
 /// Environment for a `dialer serve` process on the app's database and Redis namespace.

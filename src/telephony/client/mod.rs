@@ -36,7 +36,7 @@ pub use model::{
     ParticipantResource, ParticipantStatus, RecordingEvent, UpdateCall, UpdateConference,
     UpdateParticipant,
 };
-use model::{ErrorBody, FormPairs};
+use model::{CallPage, ErrorBody, FormPairs};
 
 /// Twilio's error code for "too many requests", safe to retry.
 const RATE_LIMIT_CODE: u32 = 20429;
@@ -254,6 +254,30 @@ impl TwilioClient {
         let url = self.url(&["Calls", &format!("{sid}.json")]);
         let body = self.execute(Method::GET, url, None).await?;
         decode(&body)
+    }
+
+    /// The newest calls to `to` (and from `from`, when given), newest first: the first
+    /// page of `GET /Calls.json?To=…` (at most `page_size`, which Twilio caps at 1,000).
+    /// Used to find a call whose creation response was lost.
+    #[tracing::instrument(name = "twilio.list_calls", skip_all)]
+    pub async fn list_calls(
+        &self,
+        to: &str,
+        from: Option<&str>,
+        page_size: u32,
+    ) -> Result<Vec<CallResource>, TwilioError> {
+        let mut url = self.url(&["Calls.json"]);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("To", to);
+            if let Some(from) = from {
+                query.append_pair("From", from);
+            }
+            query.append_pair("PageSize", &page_size.clamp(1, 1000).to_string());
+        }
+        let body = self.execute(Method::GET, url, None).await?;
+        let page: CallPage = decode(&body)?;
+        Ok(page.calls)
     }
 
     /// Redirects, cancels or hangs up a call (`POST /Calls/{Sid}.json`).

@@ -463,6 +463,13 @@ impl UpdateConference {
     }
 }
 
+/// One page of `GET /Calls.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct CallPage {
+    #[serde(default)]
+    pub calls: Vec<CallResource>,
+}
+
 /// A call as the carrier returns it. Only `sid` and `status` are required; other fields
 /// are optional (Twilio-compatible carriers omit some) and unknown fields are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
