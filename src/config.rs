@@ -227,8 +227,13 @@ pub struct DialerSettings {
     pub circuit_max_pause_secs: u64,
     /// An attempt without a final callback this long after its ring time is asked about at the carrier.
     pub stuck_after_secs: u64,
-    /// Said to a person whom no agent could take, before hanging up.
+    /// Said to a person whom no agent could take, before hanging up, when the campaign
+    /// has no seller name and call-back number of its own.
     pub abandon_message: String,
+    /// How long an agent's phone may ring (and the whisper wait for the accept key).
+    pub agent_ring_secs: u32,
+    /// Offers an agent may miss or decline in a row before they are set `offline`.
+    pub agent_max_misses: u32,
 }
 
 impl Default for DialerSettings {
@@ -244,6 +249,8 @@ impl Default for DialerSettings {
             stuck_after_secs: 120,
             abandon_message: "Sorry, all of our agents are busy. We will call you back. Goodbye."
                 .into(),
+            agent_ring_secs: 20,
+            agent_max_misses: 3,
         }
     }
 }

@@ -53,7 +53,8 @@ async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
     let sim = crate::sim::Simulator::start(sim_config).await?;
 
     // A tenant, an active campaign open all day, and its leads (written directly: the
-    // importer has its own benchmark).
+    // importer has its own benchmark). No agents and no abandonment cap: this measures the
+    // pacer against max_concurrent and the CPS (people who answer hear the abandon message).
     let tenant = uuid::Uuid::now_v7();
     let campaign = uuid::Uuid::now_v7();
     sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, 'bench')")
@@ -63,9 +64,9 @@ async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO campaigns (id, tenant_id, name, status, caller_id, window_start, window_end, days,
                                 legal_window_start, legal_window_end, max_concurrent, max_attempts,
-                                voicemail_message, dial_timeout_secs)
+                                voicemail_message, dial_timeout_secs, abandon_cap_pct)
          VALUES ($1, $2, 'bench', 'active', '+14155550100', '00:00', '23:59', 127, '00:00', '23:59', $3, 1,
-                 'Please call us back', 20)",
+                 'Please call us back', 20, 100)",
     )
     .bind(campaign)
     .bind(tenant)

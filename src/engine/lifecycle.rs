@@ -230,6 +230,12 @@ pub struct Progress {
     /// Attempts by disposition (`live` for those not ended yet).
     pub attempts: std::collections::BTreeMap<String, i64>,
     pub live_calls: i64,
+    /// The law's figure over the last 30 days: calls a person answered, how many of them
+    /// were abandoned, the rate in %, and the campaign's cap.
+    pub answered_by_person_30d: i64,
+    pub abandoned_30d: i64,
+    pub abandon_rate_pct: f64,
+    pub abandon_cap_pct: f64,
 }
 
 pub async fn progress(
@@ -237,16 +243,21 @@ pub async fn progress(
     tenant: Option<TenantId>,
     id: CampaignId,
 ) -> Result<Option<Progress>, sqlx::Error> {
-    let head: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT status, status_reason FROM campaigns WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)",
+    let head: Option<(String, Option<String>, f64)> = sqlx::query_as(
+        "SELECT status, status_reason, abandon_cap_pct FROM campaigns WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)",
     )
     .bind(id)
     .bind(tenant)
     .fetch_optional(pool)
     .await?;
-    let Some((status, status_reason)) = head else {
+    let Some((status, status_reason, abandon_cap_pct)) = head else {
         return Ok(None);
     };
+    let (people, abandoned) = super::repo::abandonment(pool, &[id])
+        .await?
+        .get(&id)
+        .copied()
+        .unwrap_or((0, 0));
     let leads: Vec<(String, Option<String>, i64)> = sqlx::query_as(
         "SELECT status, final_reason, count(*) FROM leads WHERE campaign_id = $1 GROUP BY 1, 2",
     )
@@ -270,6 +281,14 @@ pub async fn progress(
         final_reasons: Default::default(),
         attempts: Default::default(),
         live_calls: 0,
+        answered_by_person_30d: people,
+        abandoned_30d: abandoned,
+        abandon_rate_pct: if people == 0 {
+            0.0
+        } else {
+            (abandoned as f64 * 10000.0 / people as f64).round() / 100.0
+        },
+        abandon_cap_pct,
     };
     for (status, reason, n) in leads {
         p.leads += n;

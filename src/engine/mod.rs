@@ -17,6 +17,7 @@ pub mod clock;
 pub mod lifecycle;
 pub mod pacing;
 pub mod plan;
+pub mod transfer;
 pub mod repo;
 
 use std::collections::HashMap;
@@ -116,6 +117,7 @@ pub fn spawn(state: &AppState, token: CancellationToken) {
         in_flight: Default::default(),
         last_send: tokio::sync::Mutex::new(tokio::time::Instant::now()),
         fill_wake: Notify::new(),
+        ratios: Mutex::new(HashMap::new()),
     });
     state
         .tasks
@@ -137,6 +139,8 @@ struct Engine {
     /// (the shared limiter spaces the slots; this keeps the requests spaced too).
     last_send: tokio::sync::Mutex<tokio::time::Instant>,
     fill_wake: Notify,
+    /// Agent-paced campaigns' dial ratio now (refreshed with the plans).
+    ratios: Mutex<HashMap<CampaignId, f64>>,
 }
 
 /// Decrements the in-flight count when the job ends, however it ends.
@@ -181,10 +185,39 @@ impl Engine {
         f64::from(self.state.settings.twilio.cps.max(1))
     }
 
+    /// The dial ratio an agent-paced campaign may use now (1.0 until its figures are read).
+    fn ratio(&self, plan: &Plan) -> f64 {
+        self.ratios
+            .lock()
+            .expect("ratios lock")
+            .get(&plan.id)
+            .copied()
+            .unwrap_or(1.0)
+    }
+
+    async fn refresh_ratios(&self, plans: &HashMap<CampaignId, Arc<Plan>>) {
+        let ids: Vec<CampaignId> = plans.values().filter(|p| p.agent_paced).map(|p| p.id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        match repo::abandonment(&self.state.db, &ids).await {
+            Ok(stats) => {
+                let mut ratios = self.ratios.lock().expect("ratios lock");
+                ratios.clear();
+                for id in ids {
+                    let (people, abandoned) = stats.get(&id).copied().unwrap_or((0, 0));
+                    ratios.insert(id, repo::ratio_now(&plans[&id], people, abandoned));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading abandonment rates failed"),
+        }
+    }
+
     async fn refresh_plans(&self) {
         match plan::active(&self.state.db).await {
             Ok(p) => {
                 let p: HashMap<_, _> = p.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+                self.refresh_ratios(&p).await;
                 metrics::gauge!("dialer_active_campaigns").set(p.len() as f64);
                 *self.shared().plans.write().expect("plans lock") = Arc::new(p);
             }
@@ -242,6 +275,12 @@ impl Engine {
         }
         let ids: Vec<CampaignId> = open.iter().map(|p| p.id).collect();
         let live = repo::live_counts(&self.state.db, &ids).await?;
+        let paced: Vec<CampaignId> = open.iter().filter(|p| p.agent_paced).map(|p| p.id).collect();
+        let agents = if paced.is_empty() {
+            HashMap::new()
+        } else {
+            repo::agent_capacity(&self.state.db, &paced, now).await?
+        };
         // Jobs waiting for a rate slot here: about one second's worth.
         let max_pending = self.cps().ceil() as usize + 2;
         let mut probe = gate == circuit::Gate::Probe;
@@ -256,7 +295,12 @@ impl Engine {
                 .unwrap_or(0);
             let total = self.in_flight.load(std::sync::atomic::Ordering::Relaxed);
             let used = live.get(&plan.id).copied().unwrap_or(0) as usize + n;
-            let free = (plan.max_concurrent.max(0) as usize).saturating_sub(used);
+            let mut free = (plan.max_concurrent.max(0) as usize).saturating_sub(used);
+            if plan.agent_paced {
+                let (agents_free, waiting) = agents.get(&plan.id).copied().unwrap_or((0, 0));
+                let allowance = repo::agent_allowance(agents_free, waiting + n as i64, self.ratio(&plan));
+                free = free.min(allowance as usize);
+            }
             let mut count = free.min(max_pending.saturating_sub(total));
             if probe {
                 count = count.min(1);
@@ -318,7 +362,16 @@ impl Engine {
                 return;
             }
         };
-        let claim = repo::claim(&self.state.db, &plan, job, now, self.final_after(&plan)).await;
+        let ratio = plan.agent_paced.then(|| self.ratio(&plan));
+        let claim = repo::claim(
+            &self.state.db,
+            &plan,
+            job,
+            now,
+            self.final_after(&plan),
+            ratio,
+        )
+        .await;
         guard.release();
         match claim {
             Ok(Claim::Dial(attempt)) => {
@@ -329,7 +382,7 @@ impl Engine {
                     unused_probe();
                 }
             }
-            Ok(Claim::Full) => {
+            Ok(Claim::Full | Claim::NoAgent) => {
                 unused_probe();
                 // Back at the front: it was the best job a moment ago.
                 if let Err(e) = self.pacing.requeue(plan.id, job, 0.0).await {
@@ -626,7 +679,7 @@ impl Engine {
 /// Every action is a compare-and-set, so instances sweeping together act once.
 pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
     let now = state.engine.clock.now();
-    abandon_holds(state, now).await?;
+    transfer::abandon_overdue(state, now).await?;
     reconcile_stuck(state, now).await?;
     let orphans: Vec<i64> = sqlx::query_scalar(
         "SELECT k.id FROM leads l JOIN calls k ON k.lead_id = l.id AND k.attempt = l.attempts
@@ -638,39 +691,6 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
         on_final(state, CallId(id)).await;
     }
     lifecycle::complete_finished(&state.db).await?;
-    Ok(())
-}
-
-/// A person waits on hold past the campaign's limit with no agent: the abandon message,
-/// then hang up (disposition `abandoned`).
-async fn abandon_holds(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<()> {
-    let due: Vec<(i64, Option<String>)> = sqlx::query_as(
-        "UPDATE calls SET disposition = 'abandoned', hold_deadline = NULL
-          WHERE hold_deadline <= $1 AND bridged_at IS NULL AND NOT is_final AND disposition IS NULL
-         RETURNING id, call_sid",
-    )
-    .bind(now)
-    .fetch_all(&state.db)
-    .await?;
-    let Some(carrier) = state.engine.carrier.as_ref() else {
-        return Ok(());
-    };
-    for (id, sid) in due {
-        metrics::counter!("dialer_abandoned_total").increment(1);
-        let Some(sid) = sid.and_then(|s| CallSid::parse(&s).ok()) else {
-            continue;
-        };
-        let redirect = UpdateCall::Redirect(Instructions::Url {
-            url: url(state, CallId(id), "abandon"),
-            method: Some(HttpMethod::Post),
-        });
-        if let Err(e) = carrier.update_call(&sid, &redirect).await {
-            tracing::warn!(call = id, error = %e, "abandon message failed; hanging up");
-            let _ = carrier
-                .update_call(&sid, &UpdateCall::End(EndCall::Completed))
-                .await;
-        }
-    }
     Ok(())
 }
 
@@ -804,8 +824,8 @@ async fn find_lost_call(
 /// woken to use the free slot. Safe to call any number of times.
 pub async fn on_final(state: &AppState, id: CallId) {
     state.engine.wake.notify_one();
-    let campaign: Option<CampaignId> = match sqlx::query_scalar(
-        "SELECT campaign_id FROM calls WHERE id = $1",
+    let row: Option<(CampaignId, bool)> = match sqlx::query_as(
+        "SELECT campaign_id, agent_id IS NOT NULL AND bridged_at IS NULL FROM calls WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&state.db)
@@ -817,7 +837,11 @@ pub async fn on_final(state: &AppState, id: CallId) {
             return;
         }
     };
-    let Some(campaign) = campaign else { return };
+    let Some((campaign, offered)) = row else { return };
+    if offered {
+        // The person hung up while an agent's phone rang for them.
+        transfer::cancel_offers(state, id).await;
+    }
     let plan = match state.engine.plan(&state.db, campaign).await {
         Ok(Some(p)) => p,
         Ok(None) => return,
@@ -894,24 +918,7 @@ pub async fn on_amd(state: &AppState, id: CallId, by: &AnsweredBy) {
                 .await;
         }
     } else {
-        hold(state, id, max_hold_ms).await;
-    }
-}
-
-/// A person is on the line: the hold limit starts (the sweeper abandons at the deadline
-/// unless an agent joined first).
-pub async fn hold(state: &AppState, id: CallId, max_hold_ms: i32) {
-    let deadline = state.engine.clock.now() + TimeDelta::milliseconds(i64::from(max_hold_ms));
-    if let Err(e) = sqlx::query(
-        "UPDATE calls SET hold_deadline = COALESCE(hold_deadline, $2)
-          WHERE id = $1 AND NOT is_final AND bridged_at IS NULL AND disposition IS NULL",
-    )
-    .bind(id)
-    .bind(deadline)
-    .execute(&state.db)
-    .await
-    {
-        tracing::warn!(call = %id, error = %e, "starting the hold limit failed");
+        transfer::person_answered(state, id, max_hold_ms).await;
     }
 }
 
@@ -931,6 +938,6 @@ pub async fn on_answer(state: &AppState, id: CallId) {
         }
     };
     if let Some((false, max_hold_ms)) = row {
-        hold(state, id, max_hold_ms).await;
+        transfer::person_answered(state, id, max_hold_ms).await;
     }
 }

@@ -31,6 +31,13 @@ pub struct Plan {
     pub amd_enabled: bool,
     pub recording_enabled: bool,
     pub max_hold_ms: i32,
+    /// Dials are held to the free agents (times the dial ratio): the campaign has an agent
+    /// group, or an abandonment cap below 100 %.
+    pub agent_paced: bool,
+    /// Calls per free agent while the abandonment rate has room (1.0 = progressive).
+    pub dial_ratio: f64,
+    /// Most abandoned calls allowed, in % of the calls a person answered (rolling 30 days).
+    pub abandon_cap_pct: f64,
     retry: [Option<i32>; 4],
     pub schedule: Schedule,
 }
@@ -63,6 +70,9 @@ struct PlanRow {
     amd_enabled: bool,
     recording_enabled: bool,
     max_hold_ms: i32,
+    agent_group_id: Option<uuid::Uuid>,
+    dial_ratio: f64,
+    abandon_cap_pct: f64,
     legal_window_start: NaiveTime,
     legal_window_end: NaiveTime,
     legal_window_overrides: serde_json::Value,
@@ -71,6 +81,7 @@ struct PlanRow {
 const COLUMNS: &str = "id, tenant_id, status, time_zone, window_start, window_end, days, start_date, \
     end_date, max_concurrent, dial_timeout_secs, max_attempts, retry_no_answer_secs, retry_busy_secs, \
     retry_failed_secs, retry_voicemail_secs, amd_enabled, recording_enabled, max_hold_ms, \
+    agent_group_id, dial_ratio, abandon_cap_pct, \
     legal_window_start, legal_window_end, legal_window_overrides";
 
 impl TryFrom<PlanRow> for Plan {
@@ -94,6 +105,9 @@ impl TryFrom<PlanRow> for Plan {
             amd_enabled: r.amd_enabled,
             recording_enabled: r.recording_enabled,
             max_hold_ms: r.max_hold_ms,
+            agent_paced: r.agent_group_id.is_some() || r.abandon_cap_pct < 100.0,
+            dial_ratio: r.dial_ratio.max(1.0),
+            abandon_cap_pct: r.abandon_cap_pct,
             retry: [
                 r.retry_no_answer_secs,
                 r.retry_busy_secs,

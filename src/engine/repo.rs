@@ -31,6 +31,8 @@ pub enum Claim {
     Dial(Box<Attempt>),
     /// The campaign is at its concurrency limit: put the job back.
     Full,
+    /// No agent would be free for another call: put the job back.
+    NoAgent,
     /// The lead is not (or no longer) ready and due, or not of this campaign: drop the job.
     Gone,
     /// The campaign is no longer active: drop the job.
@@ -57,6 +59,7 @@ pub async fn claim(
     lead: i64,
     now: DateTime<Utc>,
     final_after: chrono::TimeDelta,
+    agent_ratio: Option<f64>,
 ) -> Result<Claim, sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -125,6 +128,22 @@ pub async fn claim(
     let Some(from) = row.get::<Option<String>, _>("caller_id") else {
         return Ok(Claim::CampaignInactive);
     };
+    if let Some(ratio) = agent_ratio {
+        // Under the campaign's lock, so instances together never pass the agents' limit.
+        let sql = format!(
+            "SELECT (SELECT count(*) FROM agents a WHERE {}), ({WAITING_FOR_AGENT})
+               FROM campaigns c WHERE c.id = $1",
+            super::transfer::AGENT_ELIGIBLE
+        );
+        let (free, waiting): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(plan.id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        if agent_allowance(free, waiting, ratio) == 0 {
+            return Ok(Claim::NoAgent);
+        }
+    }
     let attempt: i32 = row.get::<i32, _>("attempts") + 1;
     let tenant_id: TenantId = row.get("tenant_id");
     let call_id: i64 = sqlx::query_scalar(
@@ -447,4 +466,63 @@ pub async fn live_counts(
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().collect())
+}
+
+/// Calls of the campaign waiting for an agent of their own: live, not bridged, no agent
+/// reserved, not abandoned, not a machine. Expects `campaigns c`.
+const WAITING_FOR_AGENT: &str = "SELECT count(*) FROM calls k
+     WHERE k.campaign_id = c.id AND NOT k.is_final AND k.bridged_at IS NULL AND k.agent_id IS NULL
+       AND k.disposition IS NULL AND (k.answered_by IS NULL OR k.answered_by IN ('human', 'unknown'))";
+
+/// Per campaign: agents free to take a call now, and calls that would need one.
+pub async fn agent_capacity(
+    db: &PgPool,
+    campaigns: &[CampaignId],
+    now: DateTime<Utc>,
+) -> Result<std::collections::HashMap<CampaignId, (i64, i64)>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = campaigns.iter().map(|c| c.0).collect();
+    let sql = format!(
+        "SELECT c.id, (SELECT count(*) FROM agents a WHERE {}), ({WAITING_FOR_AGENT})
+           FROM campaigns c WHERE c.id = ANY($1)",
+        super::transfer::AGENT_ELIGIBLE
+    );
+    let rows: Vec<(CampaignId, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&ids)
+        .bind(now)
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(c, f, w)| (c, (f, w))).collect())
+}
+
+/// How many more calls an agent-paced campaign may place: free agents times the ratio,
+/// less the calls already waiting for one.
+pub fn agent_allowance(free_agents: i64, waiting: i64, ratio: f64) -> i64 {
+    ((free_agents as f64 * ratio).floor() as i64 - waiting).max(0)
+}
+
+/// Per campaign, over the last 30 days: calls a person answered, and how many of those
+/// were abandoned.
+pub async fn abandonment(
+    db: &PgPool,
+    campaigns: &[CampaignId],
+) -> Result<std::collections::HashMap<CampaignId, (i64, i64)>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = campaigns.iter().map(|c| c.0).collect();
+    let rows: Vec<(CampaignId, i64, i64)> = sqlx::query_as(
+        "SELECT campaign_id, count(*), count(*) FILTER (WHERE disposition = 'abandoned')
+           FROM calls
+          WHERE campaign_id = ANY($1) AND disposition IN ('answered', 'abandoned')
+            AND created_at >= now() - interval '30 days'
+          GROUP BY 1",
+    )
+    .bind(&ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(c, h, a)| (c, (h, a))).collect())
+}
+
+/// The dial ratio to use now: the campaign's, unless one more abandoned call would put
+/// the rate over the cap; then 1.0 (no more calls than free agents).
+pub fn ratio_now(plan: &Plan, answered_by_person: i64, abandoned: i64) -> f64 {
+    let at_risk = (abandoned + 1) as f64 * 100.0 / (answered_by_person + 1) as f64 > plan.abandon_cap_pct;
+    if at_risk { 1.0 } else { plan.dial_ratio }
 }

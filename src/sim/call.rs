@@ -529,8 +529,17 @@ impl Life {
                     } => {
                         self.verb("Gather");
                         let now = Instant::now();
-                        let press_at = if self.agent
-                            && rand::rng().random_bool(self.shared.config.agent_accept_probability)
+                        let declines = self.agent
+                            && self.shared.config.declining_agents.iter().any(|a| *a == self.to);
+                        let opts_out = !self.agent
+                            && outcome == Outcome::Human
+                            && rand::rng().random_bool(self.shared.config.opt_out_probability.clamp(0.0, 1.0));
+                        let digit = if declines { "2" } else if opts_out { "9" } else { "1" };
+                        let press_at = if opts_out {
+                            Some(now + self.real(prompt_secs.min(1.0)))
+                        } else if self.agent
+                            && (declines
+                                || rand::rng().random_bool(self.shared.config.agent_accept_probability))
                         {
                             let [lo, hi] = self.shared.config.timing.agent_press_secs;
                             let secs = if hi > lo {
@@ -547,6 +556,7 @@ impl Life {
                         };
                         gather = Some(GatherState {
                             press_at,
+                            digit,
                             timeout_at: now + self.real(prompt_secs + timeout_secs),
                             action,
                             method,
@@ -603,7 +613,7 @@ impl Life {
                     busy_until = None;
                     if let Some(g) = gather.take() {
                         let digits = match g.press_at {
-                            Some(t) if t <= g.timeout_at => "1",
+                            Some(t) if t <= g.timeout_at => g.digit,
                             _ => "",
                         };
                         if !digits.is_empty() {
@@ -862,6 +872,8 @@ impl Life {
 
 struct GatherState {
     press_at: Option<Instant>,
+    /// The key pressed at `press_at`.
+    digit: &'static str,
     timeout_at: Instant,
     action: Option<String>,
     method: String,

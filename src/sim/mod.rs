@@ -59,6 +59,11 @@ pub struct SimConfig {
     pub agent_numbers: Vec<String>,
     /// Probability that an agent presses the whisper's accept key.
     pub agent_accept_probability: f64,
+    /// Agent endpoints that always decline (they press 2 in the whisper).
+    pub declining_agents: Vec<String>,
+    /// Probability that a person who hears a message with a key to press (the abandon
+    /// message's opt-out) presses 9.
+    pub opt_out_probability: f64,
     pub mix: Mix,
     pub timing: Timing,
     /// Numbers whose outcome is fixed, e.g. `"+15005550001" = "busy"`.
@@ -82,6 +87,8 @@ impl Default for SimConfig {
             reorder_callbacks: 0.0,
             agent_numbers: Vec::new(),
             agent_accept_probability: 1.0,
+            declining_agents: Vec::new(),
+            opt_out_probability: 0.0,
             mix: Mix::default(),
             timing: Timing::default(),
             numbers: BTreeMap::new(),
@@ -119,6 +126,7 @@ impl SimConfig {
             ("duplicate_callbacks", self.duplicate_callbacks),
             ("reorder_callbacks", self.reorder_callbacks),
             ("agent_accept_probability", self.agent_accept_probability),
+            ("opt_out_probability", self.opt_out_probability),
         ] {
             anyhow::ensure!(
                 (0.0..=1.0).contains(&p),

@@ -180,17 +180,18 @@ pub async fn recording(
     observe("recording", started, outcome)
 }
 
-/// Status callbacks of the agent's leg, kept with the attempt they served.
+/// Status callbacks of an agent's leg, kept with the attempt it served. A final one ends
+/// the offer: missed (the next agent is tried) or, after an accept, the agent's wrap-up.
 pub async fn agent_status(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path((id, offer)): Path<(i64, i64)>,
     Extension(p): Extension<TwilioParams>,
 ) -> Response {
     let started = Instant::now();
+    let status = p.get("CallStatus").unwrap_or("");
     let key = format!(
-        "{}:{}:{}",
+        "{offer}:{}:{status}:{}",
         p.get("CallSid").unwrap_or(""),
-        p.get("CallStatus").unwrap_or(""),
         p.get("SequenceNumber").unwrap_or("")
     );
     let outcome = call::repo::record_event(
@@ -203,6 +204,13 @@ pub async fn agent_status(
         &p.to_json(),
     )
     .await;
+    if matches!(outcome, Ok(Applied::Applied)) && CallStatus::parse(status).is_final() {
+        let state = state.clone();
+        let status = status.to_string();
+        tokio::spawn(async move {
+            crate::engine::transfer::agent_leg_ended(&state, offer, &status).await
+        });
+    }
     observe("agent_status", started, outcome)
 }
 
@@ -229,7 +237,11 @@ pub async fn voice(
     {
         Ok(Applied::UnknownCall) => return observe("voice", started, Ok(Applied::UnknownCall)),
         Err(e) => return observe("voice", started, Err(e)),
-        Ok(Applied::Applied) => crate::engine::on_answer(&state, id).await,
+        Ok(Applied::Applied) => {
+            // The TwiML goes back at once; the hold and the agent search run beside it.
+            let state = state.clone();
+            tokio::spawn(async move { crate::engine::on_answer(&state, id).await });
+        }
         Ok(_) => {}
     }
     let base = &state.settings.http.public_url;
@@ -277,15 +289,15 @@ pub async fn voicemail(
     twiml_response(&docs::voicemail_drop(text.as_deref(), audio.as_deref()))
 }
 
-/// The agent leg's first TwiML: the whisper, and a chance to accept with 1.
+/// The agent leg's first TwiML: who is waiting, from which campaign, and the accept key.
 pub async fn agent_whisper(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path((id, offer)): Path<(i64, i64)>,
     Extension(p): Extension<TwilioParams>,
 ) -> Response {
     let started = Instant::now();
     let id = CallId(id);
-    let key = p.get("CallSid").unwrap_or("").to_string();
+    let key = format!("{offer}:{}", p.get("CallSid").unwrap_or(""));
     if let Err(e) = call::repo::record_event(
         &state.webhook_db,
         id,
@@ -299,8 +311,9 @@ pub async fn agent_whisper(
     {
         return observe("agent_whisper", started, Err(e));
     }
-    let name: Option<(Option<String>, Option<String>)> = match sqlx::query_as(
-        "SELECT l.first_name, l.last_name FROM calls k JOIN leads l ON l.id = k.lead_id WHERE k.id = $1",
+    let names: Option<(Option<String>, Option<String>, String)> = match sqlx::query_as(
+        "SELECT l.first_name, l.last_name, c.name FROM calls k JOIN leads l ON l.id = k.lead_id
+           JOIN campaigns c ON c.id = k.campaign_id WHERE k.id = $1",
     )
     .bind(id)
     .fetch_optional(&state.webhook_db)
@@ -309,7 +322,7 @@ pub async fn agent_whisper(
         Ok(n) => n,
         Err(e) => return observe("agent_whisper", started, Err(e)),
     };
-    let Some((first, last)) = name else {
+    let Some((first, last, campaign)) = names else {
         return observe("agent_whisper", started, Ok(Applied::UnknownCall));
     };
     let name = [first, last]
@@ -319,22 +332,25 @@ pub async fn agent_whisper(
         .join(" ");
     twiml_response(&docs::agent_whisper(
         id,
+        offer,
         &state.settings.http.public_url,
         &name,
+        &campaign,
     ))
 }
 
-/// The whisper's Gather action: 1 joins the agent to the lead's conference; anything else
-/// (or nothing) declines. If the lead has already hung up, the agent is told so.
+/// The whisper's Gather action: 1 joins the agent to the person's conference, if the
+/// person still waits for this agent; anything else (or nothing) declines, and the next
+/// agent is tried.
 pub async fn agent_accept(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path((id, offer)): Path<(i64, i64)>,
     Extension(p): Extension<TwilioParams>,
 ) -> Response {
     let started = Instant::now();
     let id = CallId(id);
     let digits = p.get("Digits").unwrap_or("");
-    let key = format!("{}:{digits}", p.get("CallSid").unwrap_or(""));
+    let key = format!("{offer}:{}:{digits}", p.get("CallSid").unwrap_or(""));
     if let Err(e) = call::repo::record_event(
         &state.webhook_db,
         id,
@@ -348,23 +364,25 @@ pub async fn agent_accept(
     {
         return observe("agent_accept", started, Err(e));
     }
-    let call = match call::repo::get(&state.webhook_db, id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return observe("agent_accept", started, Ok(Applied::UnknownCall)),
-        Err(e) => return observe("agent_accept", started, Err(e)),
-    };
-    let lead_gone = CallStatus::parse(&call.state).is_final();
-    let r = if digits != "1" {
-        docs::agent_declined()
-    } else if lead_gone {
-        docs::agent_lead_gone()
+    let base = &state.settings.http.public_url;
+    let r = if digits == "1" {
+        match crate::engine::transfer::accept(&state, offer).await {
+            Ok(crate::engine::transfer::Accepted::Join) => docs::agent_join(id, base),
+            Ok(_) => docs::agent_lead_gone(),
+            Err(e) => return observe("agent_accept", started, Err(e)),
+        }
     } else {
-        docs::agent_join(id, &state.settings.http.public_url)
+        let state = state.clone();
+        tokio::spawn(async move { crate::engine::transfer::declined(&state, offer).await });
+        docs::agent_declined()
     };
+    metrics::histogram!("dialer_webhook_duration_seconds", "kind" => "agent_accept")
+        .record(started.elapsed().as_secs_f64());
     twiml_response(&r)
 }
 
-/// Nobody could take the person's call in time: the abandon message, then hang up.
+/// Nobody could take the person's call in time: the abandon message (seller, call-back
+/// number, the opt-out key), then hang up.
 pub async fn abandon(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -372,7 +390,7 @@ pub async fn abandon(
 ) -> Response {
     let started = Instant::now();
     let key = p.get("CallSid").unwrap_or("").to_string();
-    match call::repo::record_event(
+    if let Err(e) = call::repo::record_event(
         &state.webhook_db,
         CallId(id),
         p.get("CallSid"),
@@ -383,8 +401,69 @@ pub async fn abandon(
     )
     .await
     {
-        Ok(Applied::UnknownCall) => observe("abandon", started, Ok(Applied::UnknownCall)),
-        Err(e) => observe("abandon", started, Err(e)),
-        Ok(_) => twiml_response(&docs::abandon(&state.settings.dialer.abandon_message)),
+        return observe("abandon", started, Err(e));
+    }
+    let seller: Option<(Option<String>, Option<String>)> = match sqlx::query_as(
+        "SELECT c.seller_name, c.callback_number FROM calls k JOIN campaigns c ON c.id = k.campaign_id WHERE k.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.webhook_db)
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return observe("abandon", started, Err(e)),
+    };
+    let Some((seller, number)) = seller else {
+        return observe("abandon", started, Ok(Applied::UnknownCall));
+    };
+    twiml_response(&docs::abandon(
+        CallId(id),
+        &state.settings.http.public_url,
+        seller.as_deref(),
+        number.as_deref(),
+        &state.settings.dialer.abandon_message,
+    ))
+}
+
+/// The abandon message's Gather action: 9 puts the number on the tenant's do-not-call
+/// list at once.
+pub async fn abandon_optout(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Extension(p): Extension<TwilioParams>,
+) -> Response {
+    let started = Instant::now();
+    let digits = p.get("Digits").unwrap_or("");
+    let key = format!("{}:{digits}", p.get("CallSid").unwrap_or(""));
+    if let Err(e) = call::repo::record_event(
+        &state.webhook_db,
+        CallId(id),
+        p.get("CallSid"),
+        "opt_out",
+        &key,
+        None,
+        &p.to_json(),
+    )
+    .await
+    {
+        return observe("opt_out", started, Err(e));
+    }
+    if digits != "9" {
+        return twiml_response(&docs::opt_out(false));
+    }
+    let added = sqlx::query(
+        "INSERT INTO dnc_numbers (tenant_id, phone_e164, source, reason)
+         SELECT tenant_id, to_number, 'opt_out', 'pressed 9 after the abandon message' FROM calls WHERE id = $1
+         ON CONFLICT (tenant_id, phone_e164) WHERE tenant_id IS NOT NULL DO NOTHING",
+    )
+    .bind(id)
+    .execute(&state.webhook_db)
+    .await;
+    match added {
+        Ok(_) => {
+            metrics::counter!("dialer_opt_outs_total").increment(1);
+            twiml_response(&docs::opt_out(true))
+        }
+        Err(e) => observe("opt_out", started, Err(e)),
     }
 }

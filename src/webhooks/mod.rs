@@ -36,15 +36,19 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/twilio/calls/{id}/conference", post(handlers::conference))
         .route("/twilio/calls/{id}/recording", post(handlers::recording))
         .route(
-            "/twilio/calls/{id}/agent/whisper",
+            "/twilio/calls/{id}/abandon/optout",
+            post(handlers::abandon_optout),
+        )
+        .route(
+            "/twilio/calls/{id}/offers/{offer}/whisper",
             post(handlers::agent_whisper),
         )
         .route(
-            "/twilio/calls/{id}/agent/accept",
+            "/twilio/calls/{id}/offers/{offer}/accept",
             post(handlers::agent_accept),
         )
         .route(
-            "/twilio/calls/{id}/agent/status",
+            "/twilio/calls/{id}/offers/{offer}/status",
             post(handlers::agent_status),
         )
         .route_layer(middleware::from_fn_with_state(state, verify_signature))

@@ -63,6 +63,9 @@ async fn start_campaign(app: &TestApp, t: &Tenant, leads: &[String], sql_set: &s
         ("window_end", "'23:59'"),
         ("days", "127"),
         ("voicemail_message", "'Please call us back'"),
+        // These tests are about pacing without agents: every person answering is
+        // abandoned, which the cap would stop at once (agents.rs tests the cap).
+        ("abandon_cap_pct", "100"),
     ];
     let mut set: Vec<String> = defaults
         .iter()
@@ -410,7 +413,7 @@ async fn a_number_put_on_a_dnc_list_after_import_is_never_dialled() {
     .await
     .unwrap();
     // The leads already imported are started as they are.
-    sqlx::query("UPDATE campaigns SET caller_id = '+14155550100', window_start = '00:00', window_end = '23:59', days = 127, max_attempts = 1 WHERE id = $1")
+    sqlx::query("UPDATE campaigns SET caller_id = '+14155550100', window_start = '00:00', window_end = '23:59', days = 127, max_attempts = 1, abandon_cap_pct = 100 WHERE id = $1")
         .bind(t.campaign.id)
         .execute(&app.db)
         .await

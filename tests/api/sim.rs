@@ -355,6 +355,7 @@ async fn agent_who_presses_1_is_bridged_with_the_waiting_lead() {
     config.timing.hold_patience_secs = [60.0, 60.0];
     config.timing.talk_secs = [10.0, 10.0];
     let sim = Simulator::start(config).await.unwrap();
+    let offer = app.seed_offer(id, "+14155559999").await;
     let lead_sid = dial(&app, &sim, id, "+14150000001").await;
     // Wait until the lead is answered and on hold, then ring the agent with the whisper.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -372,11 +373,11 @@ async fn agent_who_presses_1_is_bridged_with_the_waiting_lead() {
         ("From", "+14155550000".to_string()),
         (
             "Url",
-            format!("{}/twilio/calls/{id}/agent/whisper", app.public_url),
+            format!("{}/twilio/calls/{id}/offers/{offer}/whisper", app.public_url),
         ),
         (
             "StatusCallback",
-            format!("{}/twilio/calls/{id}/agent/status", app.public_url),
+            format!("{}/twilio/calls/{id}/offers/{offer}/status", app.public_url),
         ),
     ];
     let agent_ref: Vec<(&str, &str)> = agent.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -40,6 +40,26 @@ impl TestApp {
             .1
     }
 
+    /// An agent (endpoint `endpoint`) reserved for call `id`, and its ringing offer; the
+    /// person's hold has a long way to go.
+    pub async fn seed_offer(&self, id: CallId, endpoint: &str) -> i64 {
+        sqlx::query_scalar(
+            "WITH a AS (
+                 INSERT INTO agents (id, tenant_id, name, endpoint, status, active_calls)
+                 SELECT gen_random_uuid(), tenant_id, 'Agent', $2, 'busy', 1 FROM calls WHERE id = $1
+                 RETURNING id, tenant_id),
+             k AS (UPDATE calls SET agent_id = a.id, hold_deadline = now() + interval '1 hour'
+                     FROM a WHERE calls.id = $1)
+             INSERT INTO agent_offers (tenant_id, call_id, agent_id) SELECT tenant_id, $1, id FROM a
+             RETURNING id",
+        )
+        .bind(id)
+        .bind(endpoint)
+        .fetch_one(&self.db)
+        .await
+        .expect("offer seeded")
+    }
+
     pub async fn call_row(
         &self,
         id: CallId,
@@ -303,10 +323,11 @@ async fn lead_voice_url_holds_the_lead_in_its_own_conference() {
 async fn agent_pressing_1_joins_the_lead_and_anything_else_declines() {
     let app = spawn_app().await;
     let id = app.seed_calls(1).await[0];
+    let offer = app.seed_offer(id, "client:ann").await;
     let agent_sid = "CAffffffffffffffffffffffffffffffff";
     let whisper = app
         .callback(
-            &format!("/twilio/calls/{id}/agent/whisper"),
+            &format!("/twilio/calls/{id}/offers/{offer}/whisper"),
             &vec![("CallSid", agent_sid.into())],
         )
         .await;
@@ -316,7 +337,7 @@ async fn agent_pressing_1_joins_the_lead_and_anything_else_declines() {
 
     let accept = |d: &str| -> Params { vec![("CallSid", agent_sid.into()), ("Digits", d.into())] };
     let xml = app
-        .callback(&format!("/twilio/calls/{id}/agent/accept"), &accept("1"))
+        .callback(&format!("/twilio/calls/{id}/offers/{offer}/accept"), &accept("1"))
         .await
         .text()
         .await
@@ -327,7 +348,7 @@ async fn agent_pressing_1_joins_the_lead_and_anything_else_declines() {
         "{xml}"
     );
     let xml = app
-        .callback(&format!("/twilio/calls/{id}/agent/accept"), &accept(""))
+        .callback(&format!("/twilio/calls/{id}/offers/{offer}/accept"), &accept(""))
         .await
         .text()
         .await
