@@ -17,8 +17,8 @@ pub mod clock;
 pub mod lifecycle;
 pub mod pacing;
 pub mod plan;
-pub mod transfer;
 pub mod repo;
+pub mod transfer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -196,7 +196,11 @@ impl Engine {
     }
 
     async fn refresh_ratios(&self, plans: &HashMap<CampaignId, Arc<Plan>>) {
-        let ids: Vec<CampaignId> = plans.values().filter(|p| p.agent_paced).map(|p| p.id).collect();
+        let ids: Vec<CampaignId> = plans
+            .values()
+            .filter(|p| p.agent_paced)
+            .map(|p| p.id)
+            .collect();
         if ids.is_empty() {
             return;
         }
@@ -275,7 +279,11 @@ impl Engine {
         }
         let ids: Vec<CampaignId> = open.iter().map(|p| p.id).collect();
         let live = repo::live_counts(&self.state.db, &ids).await?;
-        let paced: Vec<CampaignId> = open.iter().filter(|p| p.agent_paced).map(|p| p.id).collect();
+        let paced: Vec<CampaignId> = open
+            .iter()
+            .filter(|p| p.agent_paced)
+            .map(|p| p.id)
+            .collect();
         let agents = if paced.is_empty() {
             HashMap::new()
         } else {
@@ -298,7 +306,8 @@ impl Engine {
             let mut free = (plan.max_concurrent.max(0) as usize).saturating_sub(used);
             if plan.agent_paced {
                 let (agents_free, waiting) = agents.get(&plan.id).copied().unwrap_or((0, 0));
-                let allowance = repo::agent_allowance(agents_free, waiting + n as i64, self.ratio(&plan));
+                let allowance =
+                    repo::agent_allowance(agents_free, waiting + n as i64, self.ratio(&plan));
                 free = free.min(allowance as usize);
             }
             let mut count = free.min(max_pending.saturating_sub(total));
@@ -837,7 +846,9 @@ pub async fn on_final(state: &AppState, id: CallId) {
             return;
         }
     };
-    let Some((campaign, offered)) = row else { return };
+    let Some((campaign, offered)) = row else {
+        return;
+    };
     if offered {
         // The person hung up while an agent's phone rang for them.
         transfer::cancel_offers(state, id).await;

@@ -523,6 +523,7 @@ pub async fn abandonment(
 /// The dial ratio to use now: the campaign's, unless one more abandoned call would put
 /// the rate over the cap; then 1.0 (no more calls than free agents).
 pub fn ratio_now(plan: &Plan, answered_by_person: i64, abandoned: i64) -> f64 {
-    let at_risk = (abandoned + 1) as f64 * 100.0 / (answered_by_person + 1) as f64 > plan.abandon_cap_pct;
+    let at_risk =
+        (abandoned + 1) as f64 * 100.0 / (answered_by_person + 1) as f64 > plan.abandon_cap_pct;
     if at_risk { 1.0 } else { plan.dial_ratio }
 }

@@ -530,16 +530,30 @@ impl Life {
                         self.verb("Gather");
                         let now = Instant::now();
                         let declines = self.agent
-                            && self.shared.config.declining_agents.iter().any(|a| *a == self.to);
+                            && self
+                                .shared
+                                .config
+                                .declining_agents
+                                .iter()
+                                .any(|a| *a == self.to);
                         let opts_out = !self.agent
                             && outcome == Outcome::Human
-                            && rand::rng().random_bool(self.shared.config.opt_out_probability.clamp(0.0, 1.0));
-                        let digit = if declines { "2" } else if opts_out { "9" } else { "1" };
+                            && rand::rng().random_bool(
+                                self.shared.config.opt_out_probability.clamp(0.0, 1.0),
+                            );
+                        let digit = if declines {
+                            "2"
+                        } else if opts_out {
+                            "9"
+                        } else {
+                            "1"
+                        };
                         let press_at = if opts_out {
                             Some(now + self.real(prompt_secs.min(1.0)))
                         } else if self.agent
                             && (declines
-                                || rand::rng().random_bool(self.shared.config.agent_accept_probability))
+                                || rand::rng()
+                                    .random_bool(self.shared.config.agent_accept_probability))
                         {
                             let [lo, hi] = self.shared.config.timing.agent_press_secs;
                             let secs = if hi > lo {

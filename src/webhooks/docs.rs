@@ -49,7 +49,13 @@ pub fn voicemail_drop(text: Option<&str>, audio_url: Option<&str>) -> VoiceRespo
 
 /// The agent hears who is waiting and for which campaign, and presses 1 to take the call;
 /// anything else, or silence, declines.
-pub fn agent_whisper(id: CallId, offer: i64, base: &str, lead_name: &str, campaign: &str) -> VoiceResponse {
+pub fn agent_whisper(
+    id: CallId,
+    offer: i64,
+    base: &str,
+    lead_name: &str,
+    campaign: &str,
+) -> VoiceResponse {
     let who = if lead_name.trim().is_empty() {
         "a customer".to_string()
     } else {
@@ -89,7 +95,10 @@ pub fn abandon(
             spoken_number(number)
         ),
         (Some(seller), None) => format!("This is {seller}. {fallback}"),
-        (None, Some(number)) => format!("{fallback} You can call us back at {}.", spoken_number(number)),
+        (None, Some(number)) => format!(
+            "{fallback} You can call us back at {}.",
+            spoken_number(number)
+        ),
         (None, None) => fallback.to_string(),
     };
     VoiceResponse::new()
@@ -143,7 +152,13 @@ mod tests {
 
     #[test]
     fn lead_names_are_escaped_not_pasted() {
-        let doc = agent_whisper(CallId(7), 3, "https://d.example.com", "Tom & <Jerry>", "Spring");
+        let doc = agent_whisper(
+            CallId(7),
+            3,
+            "https://d.example.com",
+            "Tom & <Jerry>",
+            "Spring",
+        );
         let xml = doc.to_xml();
         assert!(xml.contains("Tom &amp; &lt;Jerry&gt; from Spring"), "{xml}");
         assert!(xml.contains("/twilio/calls/7/offers/3/accept"), "{xml}");
@@ -167,13 +182,30 @@ mod tests {
 
     #[test]
     fn the_abandon_message_names_the_seller_and_number_and_offers_the_opt_out_key() {
-        let xml = abandon(CallId(4), "https://d.example.com", Some("Acme Solar"), Some("+14155550100"), "Sorry.").to_xml();
+        let xml = abandon(
+            CallId(4),
+            "https://d.example.com",
+            Some("Acme Solar"),
+            Some("+14155550100"),
+            "Sorry.",
+        )
+        .to_xml();
         assert!(xml.contains("This is Acme Solar."), "{xml}");
-        assert!(xml.contains("call us back at 1 4 1 5 5 5 5 0 1 0 0"), "{xml}");
+        assert!(
+            xml.contains("call us back at 1 4 1 5 5 5 5 0 1 0 0"),
+            "{xml}"
+        );
         assert!(xml.contains("press 9"), "{xml}");
         assert!(xml.contains("/twilio/calls/4/abandon/optout"), "{xml}");
         assert!(xml.ends_with("<Hangup/></Response>"), "{xml}");
-        let plain = abandon(CallId(4), "https://d.example.com", None, None, "Sorry, busy.").to_xml();
+        let plain = abandon(
+            CallId(4),
+            "https://d.example.com",
+            None,
+            None,
+            "Sorry, busy.",
+        )
+        .to_xml();
         assert!(plain.contains("Sorry, busy."), "{plain}");
     }
 }

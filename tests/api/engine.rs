@@ -12,12 +12,12 @@ use dialer::sim::{Entry, Event, Outcome, SimConfig, Simulator};
 use crate::helpers::{TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, Tenant, TestApp, spawn_app_with};
 
 /// Wednesday 2 June 2027, 15:00 UTC: 11:00 in New York, 08:00 in Los Angeles.
-fn midweek(hour_utc: u32, minute: u32) -> DateTime<Utc> {
+pub(crate) fn midweek(hour_utc: u32, minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2027, 6, 2, hour_utc, minute, 0)
         .unwrap()
 }
 
-fn sim_config() -> SimConfig {
+pub(crate) fn sim_config() -> SimConfig {
     let mut c = SimConfig {
         listen: "127.0.0.1:0".into(),
         account_sid: TEST_ACCOUNT_SID.into(),
@@ -32,18 +32,18 @@ fn sim_config() -> SimConfig {
     c
 }
 
-fn adjust_for(sim: &Simulator, cps: u32) -> impl FnOnce(&mut Settings) {
+pub(crate) fn adjust_for(sim: &Simulator, cps: u32) -> impl FnOnce(&mut Settings) {
     adjust_for_url(sim.url(), cps)
 }
 
 /// `n` distinct valid numbers in area code `npa` (New York 212, Los Angeles 213 …).
-fn numbers(npa: u32, n: usize) -> Vec<String> {
+pub(crate) fn numbers(npa: u32, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!("+1{npa}555{:04}", 100 + i))
         .collect()
 }
 
-fn csv(numbers: &[String]) -> Vec<u8> {
+pub(crate) fn csv(numbers: &[String]) -> Vec<u8> {
     let mut s = String::from("first_name,phone\n");
     for (i, n) in numbers.iter().enumerate() {
         s.push_str(&format!("Lead{i},{n}\n"));
@@ -53,7 +53,7 @@ fn csv(numbers: &[String]) -> Vec<u8> {
 
 /// Imports the leads, opens the campaign's own window all week, applies `sql_set`
 /// (a SET list for the campaigns row) and starts the campaign through the API.
-async fn start_campaign(app: &TestApp, t: &Tenant, leads: &[String], sql_set: &str) {
+pub(crate) async fn start_campaign(app: &TestApp, t: &Tenant, leads: &[String], sql_set: &str) {
     let report = app.import(t, &csv(leads), &[]).await;
     assert_eq!(report["accepted"], leads.len(), "{report}");
     // Defaults for the test, unless `sql_set` sets the column itself.
@@ -95,7 +95,7 @@ async fn start_campaign(app: &TestApp, t: &Tenant, leads: &[String], sql_set: &s
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
 
-async fn progress(app: &TestApp, t: &Tenant) -> serde_json::Value {
+pub(crate) async fn progress(app: &TestApp, t: &Tenant) -> serde_json::Value {
     app.get_as(
         &t.key,
         &format!("/api/v1/campaigns/{}/progress", t.campaign.id),
@@ -106,7 +106,11 @@ async fn progress(app: &TestApp, t: &Tenant) -> serde_json::Value {
     .unwrap()
 }
 
-async fn wait_completed(app: &TestApp, t: &Tenant, within: Duration) -> serde_json::Value {
+pub(crate) async fn wait_completed(
+    app: &TestApp,
+    t: &Tenant,
+    within: Duration,
+) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let p = progress(app, t).await;
@@ -121,7 +125,7 @@ async fn wait_completed(app: &TestApp, t: &Tenant, within: Duration) -> serde_js
     }
 }
 
-fn lead_dials(journal: &[Entry]) -> Vec<(DateTime<Utc>, f64, String, String)> {
+pub(crate) fn lead_dials(journal: &[Entry]) -> Vec<(DateTime<Utc>, f64, String, String)> {
     journal
         .iter()
         .filter_map(|e| match &e.event {
@@ -151,7 +155,7 @@ fn max_per_second(journal: &[Entry]) -> usize {
 }
 
 /// Most lead calls alive at once (from the dial request to the call's end).
-fn max_concurrent(journal: &[Entry]) -> usize {
+pub(crate) fn max_concurrent(journal: &[Entry]) -> usize {
     let mut live = std::collections::HashSet::new();
     let mut best = 0;
     for e in journal {
@@ -495,7 +499,7 @@ async fn two_instances_on_one_database_and_redis_hold_the_limits_together() {
     drop(b);
 }
 
-fn adjust_for_url(url: String, cps: u32) -> impl FnOnce(&mut Settings) {
+pub(crate) fn adjust_for_url(url: String, cps: u32) -> impl FnOnce(&mut Settings) {
     move |s: &mut Settings| {
         s.twilio.api_base_url = url;
         s.twilio.cps = cps;

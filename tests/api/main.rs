@@ -7,4 +7,5 @@ mod helpers;
 mod import;
 mod schema;
 mod sim;
+mod transfer;
 mod webhooks;

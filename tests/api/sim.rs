@@ -373,7 +373,10 @@ async fn agent_who_presses_1_is_bridged_with_the_waiting_lead() {
         ("From", "+14155550000".to_string()),
         (
             "Url",
-            format!("{}/twilio/calls/{id}/offers/{offer}/whisper", app.public_url),
+            format!(
+                "{}/twilio/calls/{id}/offers/{offer}/whisper",
+                app.public_url
+            ),
         ),
         (
             "StatusCallback",

@@ -337,7 +337,10 @@ async fn agent_pressing_1_joins_the_lead_and_anything_else_declines() {
 
     let accept = |d: &str| -> Params { vec![("CallSid", agent_sid.into()), ("Digits", d.into())] };
     let xml = app
-        .callback(&format!("/twilio/calls/{id}/offers/{offer}/accept"), &accept("1"))
+        .callback(
+            &format!("/twilio/calls/{id}/offers/{offer}/accept"),
+            &accept("1"),
+        )
         .await
         .text()
         .await
@@ -348,7 +351,10 @@ async fn agent_pressing_1_joins_the_lead_and_anything_else_declines() {
         "{xml}"
     );
     let xml = app
-        .callback(&format!("/twilio/calls/{id}/offers/{offer}/accept"), &accept(""))
+        .callback(
+            &format!("/twilio/calls/{id}/offers/{offer}/accept"),
+            &accept(""),
+        )
         .await
         .text()
         .await
