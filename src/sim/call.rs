@@ -529,13 +529,8 @@ impl Life {
                     } => {
                         self.verb("Gather");
                         let now = Instant::now();
-                        let declines = self.agent
-                            && self
-                                .shared
-                                .config
-                                .declining_agents
-                                .iter()
-                                .any(|a| *a == self.to);
+                        let declines =
+                            self.agent && self.shared.config.declining_agents.contains(&self.to);
                         let opts_out = !self.agent
                             && outcome == Outcome::Human
                             && rand::rng().random_bool(
