@@ -14,18 +14,17 @@ use crate::helpers::{Tenant, TestApp, spawn_app_with};
 
 /// An agent of the tenant, with `extra` as SQL assignments (`status = 'break'` …).
 async fn agent(app: &TestApp, t: &Tenant, endpoint: &str, idle_mins: i64, extra: &str) -> Uuid {
-    let sql = format!(
+    let id: Uuid = sqlx::query_scalar(
         "INSERT INTO agents (id, tenant_id, name, endpoint, status, idle_since)
          VALUES (gen_random_uuid(), $1, $2, $2, 'available', now() - make_interval(mins => $3::int))
-         RETURNING id"
-    );
-    let id: Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(t.id)
-        .bind(endpoint)
-        .bind(idle_mins as i32)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+         RETURNING id",
+    )
+    .bind(t.id)
+    .bind(endpoint)
+    .bind(idle_mins as i32)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
     if !extra.is_empty() {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE agents SET {extra} WHERE id = $1"
