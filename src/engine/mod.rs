@@ -19,6 +19,7 @@ pub mod pacing;
 pub mod plan;
 pub mod repo;
 pub mod transfer;
+pub mod wrapup;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
