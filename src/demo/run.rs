@@ -129,6 +129,36 @@ pub async fn run(opts: DemoOptions, base: &Settings) -> anyhow::Result<()> {
         Some("Hello, this is the demo call centre. Please call us back. Thank you.".into());
     let campaign = crate::campaign::repo::insert(&mut conn, tenant.tenant.id, &new).await?;
     drop(conn);
+    // Simulated agents: a group of four softphones (the simulator answers `client:`
+    // addresses as agents), the campaign's; who calls and how to call back for the
+    // abandon message.
+    let group: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO agent_groups (id, tenant_id, name) VALUES (gen_random_uuid(), $1, 'Demo agents') RETURNING id",
+    )
+    .bind(tenant.tenant.id)
+    .fetch_one(&state.db)
+    .await?;
+    sqlx::query(
+        "WITH a AS (
+             INSERT INTO agents (id, tenant_id, name, endpoint, status, idle_since)
+             SELECT gen_random_uuid(), $1, 'Agent ' || i, 'client:agent-' || i, 'available', now()
+               FROM generate_series(1, $3) AS i RETURNING id)
+         INSERT INTO agent_group_members (tenant_id, group_id, agent_id) SELECT $1, $2, id FROM a",
+    )
+    .bind(tenant.tenant.id)
+    .bind(group)
+    .bind(DEMO_AGENTS)
+    .execute(&state.db)
+    .await?;
+    sqlx::query(
+        "UPDATE campaigns SET agent_group_id = $2, seller_name = 'the Demo Call Centre',
+                callback_number = '+14155550100' WHERE id = $1",
+    )
+    .bind(campaign.id)
+    .bind(group)
+    .execute(&state.db)
+    .await?;
+    let agents = tokio::spawn(simulated_agents(state.clone(), tenant.tenant.id));
     let job = crate::lead::import::create_job(
         &state.db,
         tenant.tenant.id,
@@ -206,6 +236,14 @@ pub async fn run(opts: DemoOptions, base: &Settings) -> anyhow::Result<()> {
         eprintln!();
     }
     let journal = sim.journal();
+    agents.abort();
+    let bridged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM calls WHERE campaign_id = $1 AND bridged_at IS NOT NULL",
+    )
+    .bind(campaign.id)
+    .fetch_one(&state.db)
+    .await
+    .unwrap_or(0);
     token.cancel();
     let _ = server.await;
     sim.stop().await;
@@ -236,6 +274,16 @@ pub async fn run(opts: DemoOptions, base: &Settings) -> anyhow::Result<()> {
         .filter(|e| matches!(e.event, crate::sim::Event::DialRequest { agent: false, .. }))
         .count();
     println!("  the carrier saw {dials} dial requests");
+    println!(
+        "  people who answered: {}, bridged to one of {DEMO_AGENTS} agents: {bridged}, abandoned: {}; voicemails dropped: {}",
+        p.answered_by_person_30d,
+        p.abandoned_30d,
+        p.attempts.get("voicemail").copied().unwrap_or(0)
+    );
+    println!(
+        "  abandonment rate: {:.2} % (cap {} %)",
+        p.abandon_rate_pct, p.abandon_cap_pct
+    );
     if opts.keep_database {
         println!("  database kept: {}", db_url.as_str());
     } else {
@@ -252,6 +300,41 @@ pub async fn run(opts: DemoOptions, base: &Settings) -> anyhow::Result<()> {
     .await;
     services.stop().await;
     Ok(())
+}
+
+/// Agents in the demo.
+const DEMO_AGENTS: i32 = 4;
+
+/// The demo's agents give a disposition as soon as each call ends (sale every third call,
+/// else not interested), which ends their wrap-up.
+async fn simulated_agents(state: crate::startup::AppState, tenant: crate::tenant::TenantId) {
+    loop {
+        let done: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM calls WHERE tenant_id = $1 AND is_final AND bridged_at IS NOT NULL
+                AND agent_id IS NOT NULL AND agent_disposition IS NULL LIMIT 50",
+        )
+        .bind(tenant)
+        .fetch_all(&state.db)
+        .await
+        .unwrap_or_default();
+        for id in done {
+            let w = crate::engine::wrapup::WrapUp {
+                disposition: if id % 3 == 0 {
+                    "sale"
+                } else {
+                    "not_interested"
+                }
+                .into(),
+                callback_at: None,
+                same_agent: false,
+                notes: None,
+            };
+            let _ =
+                crate::engine::wrapup::wrap_up(&state, tenant, crate::call::CallId(id), None, &w)
+                    .await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn human(d: TimeDelta) -> String {

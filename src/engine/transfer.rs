@@ -319,11 +319,21 @@ pub async fn agent_leg_ended(state: &AppState, offer: i64, status: &str) {
     let ended = sqlx::query(
         "WITH o AS (
              UPDATE agent_offers SET state = 'ended', ended_at = now()
-              WHERE id = $1 AND state = 'accepted' RETURNING agent_id)
+              WHERE id = $1 AND state = 'accepted' RETURNING agent_id, call_id),
+         n AS (
+             SELECT a.id, a.status,
+                    CASE WHEN a.status NOT IN ('busy', 'available', 'wrap_up') THEN a.status
+                         -- The disposition came before the leg's last callback: done.
+                         WHEN k.agent_disposition IS NOT NULL THEN 'available'
+                         ELSE 'wrap_up' END AS next
+               FROM o JOIN agents a ON a.id = o.agent_id JOIN calls k ON k.id = o.call_id
+                FOR UPDATE OF a)
          UPDATE agents a SET active_calls = greatest(a.active_calls - 1, 0),
-                status = CASE WHEN a.status IN ('busy', 'available') THEN 'wrap_up' ELSE a.status END,
-                idle_since = NULL, status_changed_at = now()
-           FROM o WHERE a.id = o.agent_id",
+                status = n.next,
+                idle_since = CASE WHEN n.next <> 'available' THEN NULL
+                                  WHEN n.status <> 'available' THEN now() ELSE a.idle_since END,
+                status_changed_at = now()
+           FROM n WHERE a.id = n.id",
     )
     .bind(offer)
     .execute(&state.db)

@@ -197,7 +197,7 @@ mod tests {
         );
         assert!(xml.contains("press 9"), "{xml}");
         assert!(xml.contains("/twilio/calls/4/abandon/optout"), "{xml}");
-        assert!(xml.ends_with("<Hangup/></Response>"), "{xml}");
+        assert!(xml.ends_with("<Hangup /></Response>"), "{xml}");
         let plain = abandon(
             CallId(4),
             "https://d.example.com",
