@@ -33,7 +33,6 @@ pub struct DemoOptions {
     pub keep_database: bool,
 }
 
-const DEMO_DB: &str = "dialer_demo";
 const SIM_ACCOUNT: &str = "AC0000000000000000000000000000de00";
 const SIM_TOKEN: &str = "demo-auth-token";
 
@@ -50,22 +49,24 @@ pub async fn run(opts: DemoOptions, base: &Settings) -> anyhow::Result<()> {
     let mut admin_url = url::Url::parse(&base.database.url).context("database.url")?;
     admin_url.set_path("/postgres");
     let services = Services::ensure(admin_url.as_str(), &base.redis.url, &|m| say(m)).await?;
+    // Its own database: two demos on one server do not meet.
+    let demo_db = format!("dialer_demo_{}", std::process::id());
     let mut admin = PgConnection::connect(&services.database_url)
         .await
         .context("connecting to Postgres")?;
     admin
         .execute(sqlx::AssertSqlSafe(format!(
-            r#"DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)"#
+            r#"DROP DATABASE IF EXISTS "{demo_db}" WITH (FORCE)"#
         )))
         .await?;
     admin
         .execute(sqlx::AssertSqlSafe(format!(
-            r#"CREATE DATABASE "{DEMO_DB}""#
+            r#"CREATE DATABASE "{demo_db}""#
         )))
         .await
         .context("creating the demo database")?;
     let mut db_url = url::Url::parse(&services.database_url)?;
-    db_url.set_path(&format!("/{DEMO_DB}"));
+    db_url.set_path(&format!("/{demo_db}"));
 
     // 2. The carrier simulator, on the same simulated time as the daemon.
     let mut sim_config = crate::sim::SimConfig {
@@ -151,8 +152,10 @@ pub async fn run(opts: DemoOptions, base: &Settings) -> anyhow::Result<()> {
     .execute(&state.db)
     .await?;
     sqlx::query(
+        // At 600x a 2-second hold limit is 3 real milliseconds, less than the real round
+        // trips of an agent's leg: the demo stretches it to the largest allowed (100 ms real).
         "UPDATE campaigns SET agent_group_id = $2, seller_name = 'the Demo Call Centre',
-                callback_number = '+14155550100' WHERE id = $1",
+                callback_number = '+14155550100', max_hold_ms = 60000 WHERE id = $1",
     )
     .bind(campaign.id)
     .bind(group)
@@ -289,7 +292,7 @@ pub async fn run(opts: DemoOptions, base: &Settings) -> anyhow::Result<()> {
     } else {
         let _ = admin
             .execute(sqlx::AssertSqlSafe(format!(
-                r#"DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)"#
+                r#"DROP DATABASE IF EXISTS "{demo_db}" WITH (FORCE)"#
             )))
             .await;
     }
