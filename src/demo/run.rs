@@ -79,6 +79,9 @@ pub async fn run(opts: DemoOptions, base: &Settings) -> anyhow::Result<()> {
         ..Default::default()
     };
     sim_config.mix.failed = 5.0;
+    // People on hold wait a simulated minute or two (a tenth of a real second at 600x),
+    // long enough for an agent's leg and its real round trips.
+    sim_config.timing.hold_patience_secs = [60.0, 120.0];
     let sim = crate::sim::Simulator::start(sim_config).await?;
     say(&format!("carrier simulator on {}", sim.url()));
 
