@@ -804,7 +804,8 @@ async fn find_lost_call(
         return Ok(None);
     };
     let calls = carrier.list_calls(&to, Some(&from), 100).await?;
-    // The carrier's clock is real time, whatever the engine's clock says.
+    // The carrier's clock is real time, whatever the engine's clock says. Newest first,
+    // as the carrier lists them.
     let since = Utc::now() - TimeDelta::days(1);
     let candidates: Vec<&str> = calls
         .iter()
@@ -822,12 +823,13 @@ async fn find_lost_call(
     .bind(&candidates)
     .fetch_all(&state.db)
     .await?;
-    // Newest first, as the carrier lists them; the oldest unclaimed one is ours (a
-    // newer one would belong to a later attempt that is itself unconfirmed).
-    let unclaimed = calls.iter().rev().find(|c| {
-        candidates.contains(&c.sid.as_str()) && !known.iter().any(|k| k == c.sid.as_str())
-    });
-    Ok(unclaimed.map(|c| c.sid.clone()))
+    // The oldest unclaimed one is ours (a newer one would belong to a later attempt that
+    // is itself unconfirmed).
+    let unclaimed = candidates
+        .iter()
+        .rev()
+        .find(|sid| !known.iter().any(|k| k == *sid));
+    Ok(unclaimed.and_then(|sid| CallSid::parse(sid).ok()))
 }
 
 /// An attempt reached a final state: its lead moves on (retry or final) and the pacer is

@@ -130,11 +130,7 @@ pub async fn claim(
     };
     if let Some(ratio) = agent_ratio {
         // Under the campaign's lock, so instances together never pass the agents' limit.
-        let sql = format!(
-            "SELECT (SELECT count(*) FROM agents a WHERE {}), ({WAITING_FOR_AGENT})
-               FROM campaigns c WHERE c.id = $1",
-            super::transfer::AGENT_ELIGIBLE
-        );
+        let sql = agent_capacity_sql("", "c.id = $1");
         let (free, waiting): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(plan.id)
             .bind(now)
@@ -474,6 +470,16 @@ const WAITING_FOR_AGENT: &str = "SELECT count(*) FROM calls k
      WHERE k.campaign_id = c.id AND NOT k.is_final AND k.bridged_at IS NULL AND k.agent_id IS NULL
        AND k.disposition IS NULL AND (k.answered_by IS NULL OR k.answered_by IN ('human', 'unknown'))";
 
+/// Per campaign matching `filter` (on `campaigns c`): agents free to take one of its calls
+/// at `$2`, and its calls waiting for one. The pacer and the claim ask the same question.
+fn agent_capacity_sql(select: &str, filter: &str) -> String {
+    format!(
+        "SELECT {select}(SELECT count(*) FROM agents a WHERE {}), ({WAITING_FOR_AGENT})
+           FROM campaigns c WHERE {filter}",
+        super::transfer::AGENT_ELIGIBLE
+    )
+}
+
 /// Per campaign: agents free to take a call now, and calls that would need one.
 pub async fn agent_capacity(
     db: &PgPool,
@@ -481,11 +487,7 @@ pub async fn agent_capacity(
     now: DateTime<Utc>,
 ) -> Result<std::collections::HashMap<CampaignId, (i64, i64)>, sqlx::Error> {
     let ids: Vec<uuid::Uuid> = campaigns.iter().map(|c| c.0).collect();
-    let sql = format!(
-        "SELECT c.id, (SELECT count(*) FROM agents a WHERE {}), ({WAITING_FOR_AGENT})
-           FROM campaigns c WHERE c.id = ANY($1)",
-        super::transfer::AGENT_ELIGIBLE
-    );
+    let sql = agent_capacity_sql("c.id, ", "c.id = ANY($1)");
     let rows: Vec<(CampaignId, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&ids)
         .bind(now)

@@ -348,23 +348,25 @@ pub async fn agent_leg_ended(state: &AppState, offer: i64, status: &str) {
     }
     // Never accepted: missed (no answer, busy, failed), or hung up during the whisper.
     let miss = status != "canceled";
-    match release(state, offer, "missed", miss).await {
-        Ok(Some((call, _))) => retry_offer(state, call),
-        Ok(None) => {}
-        Err(e) => tracing::warn!(offer, error = %e, "releasing the agent failed"),
-    }
+    release_and_offer_on(state, offer, "missed", miss).await;
 }
 
 /// The agent declined: released with a miss, and the next agent is tried.
 pub async fn declined(state: &AppState, offer: i64) {
-    match release(state, offer, "declined", true).await {
-        Ok(Some((call, _))) => retry_offer(state, call),
-        Ok(None) => {}
-        Err(e) => tracing::warn!(offer, error = %e, "releasing the agent failed"),
-    }
+    release_and_offer_on(state, offer, "declined", true).await;
 }
 
-fn retry_offer(state: &AppState, call: CallId) {
+/// Ends a ringing offer the agent did not take, then offers the call to the next agent
+/// while the person still waits.
+async fn release_and_offer_on(state: &AppState, offer: i64, outcome: &str, miss: bool) {
+    let call = match release(state, offer, outcome, miss).await {
+        Ok(Some((call, _))) => call,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(offer, error = %e, "releasing the agent failed");
+            return;
+        }
+    };
     let state = state.clone();
     tokio::spawn(async move {
         let deadline: Option<DateTime<Utc>> =

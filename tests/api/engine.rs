@@ -829,34 +829,18 @@ async fn an_attempt_whose_answer_was_lost_is_found_at_the_carrier_not_dialled_ag
     assert_every_lead_and_call_final(&app).await;
 }
 
-/// Environment for a `dialer serve` process on the app's database and Redis namespace.
+/// Environment for a `dialer serve` process on the app's database and Redis namespace,
+/// dialling through `sim` (later entries override the test database's own).
 fn process_env(app: &TestApp, sim: &Simulator) -> Vec<(String, String)> {
-    let s = &app.settings;
-    vec![
-        ("DIALER__DATABASE__URL".into(), s.database.url.clone()),
-        ("DIALER__REDIS__URL".into(), s.redis.url.clone()),
-        (
-            "DIALER__REDIS__KEY_PREFIX".into(),
-            s.redis.key_prefix.clone(),
-        ),
-        ("DIALER__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
-        (
-            "DIALER__HTTP__PUBLIC_URL".into(),
-            "http://127.0.0.1:0".into(),
-        ),
-        (
-            "DIALER__TWILIO__ACCOUNT_SID".into(),
-            TEST_ACCOUNT_SID.into(),
-        ),
-        ("DIALER__TWILIO__AUTH_TOKEN".into(), TEST_AUTH_TOKEN.into()),
+    let mut env = app.env();
+    env.extend([
         ("DIALER__TWILIO__API_BASE_URL".into(), sim.url()),
         ("DIALER__TWILIO__CPS".into(), "20".into()),
-        ("DIALER__AUTH__API_KEY_PEPPER".into(), "test-pepper".into()),
-        ("DIALER__LOG__FILTER".into(), "warn".into()),
         ("DIALER__DIALER__STUCK_AFTER_SECS".into(), "1".into()),
         ("DIALER__DIALER__SWEEP_INTERVAL_MS".into(), "100".into()),
         ("DIALER__DIALER__FILL_INTERVAL_MS".into(), "50".into()),
-    ]
+    ]);
+    env
 }
 
 fn serve(env: &[(String, String)]) -> std::process::Child {

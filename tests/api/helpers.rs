@@ -190,6 +190,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// Environment that points a `dialer` process at this app's database and Redis keys.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self._test_db.env()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{}", self.address, path))

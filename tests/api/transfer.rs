@@ -375,11 +375,6 @@ async fn no_agent_is_reserved_twice_when_people_answer_at_once_on_two_instances(
     assert_eq!(holding, 3);
 }
 
-/// Most lead calls live at once that were not (yet) talking to an agent.
-fn max_calls_beyond_agents(journal: &[Entry]) -> usize {
-    crate::engine::max_concurrent(journal)
-}
-
 async fn run_with_history(answered: i64, abandoned: i64) -> usize {
     let leads = numbers(646, 12);
     let mut cfg = people(&leads);
@@ -418,7 +413,8 @@ async fn run_with_history(answered: i64, abandoned: i64) -> usize {
     .await;
     wait_completed(&app, &t, Duration::from_secs(60)).await;
     wrap.abort();
-    max_calls_beyond_agents(&sim.journal())
+    // Most lead calls live at once.
+    crate::engine::max_concurrent(&sim.journal())
 }
 
 #[tokio::test]
