@@ -38,6 +38,11 @@ pub enum ApiError {
     Unauthorized(String),
     Forbidden(String),
     NotFound(String),
+    /// The request is well formed but clashes with the resource's state (409).
+    Conflict {
+        code: &'static str,
+        message: String,
+    },
     Invalid {
         code: &'static str,
         message: String,
@@ -77,6 +82,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.as_str(), None),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.as_str(), None),
+            ApiError::Conflict { code, message } => {
+                (StatusCode::CONFLICT, *code, message.as_str(), None)
+            }
             ApiError::Invalid {
                 code,
                 message,
@@ -135,6 +143,8 @@ pub struct Caller {
     pub key_id: Uuid,
     pub tenant: TenantId,
     pub role: Role,
+    /// The agent an `agent` key belongs to (None for admin and manager keys).
+    pub agent: Option<Uuid>,
 }
 
 impl Caller {
@@ -146,6 +156,12 @@ impl Caller {
                 "this needs an admin or manager API key".into(),
             )),
         }
+    }
+
+    /// The caller's own agent; only `agent` keys have one.
+    pub fn require_agent(&self) -> Result<Uuid, ApiError> {
+        self.agent
+            .ok_or_else(|| ApiError::Forbidden("this needs an agent's API key".into()))
     }
 }
 
@@ -171,14 +187,14 @@ impl FromRequestParts<AppState> for Caller {
                 ApiError::Unauthorized("the Authorization header must be `Bearer <API key>`".into())
             })?;
         let hash = state.hasher.hash(key);
-        let row: Option<(Uuid, TenantId, String)> = sqlx::query_as(
+        let row: Option<(Uuid, TenantId, String, Option<Uuid>)> = sqlx::query_as(
             "UPDATE api_keys SET last_used_at = now() WHERE key_hash = $1 AND revoked_at IS NULL \
-             RETURNING id, tenant_id, role",
+             RETURNING id, tenant_id, role, agent_id",
         )
         .bind(&hash)
         .fetch_optional(&state.db)
         .await?;
-        let (key_id, tenant, role) =
+        let (key_id, tenant, role, agent) =
             row.ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))?;
         let role = Role::parse(&role).ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!("api key {key_id} has role {role}"))
@@ -187,6 +203,7 @@ impl FromRequestParts<AppState> for Caller {
             key_id,
             tenant,
             role,
+            agent,
         })
     }
 }
