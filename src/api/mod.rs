@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: API-key authentication, one JSON error shape, and the
 //! resources (imports and DNC lists so far).
 
+pub mod calls;
 pub mod campaigns;
 pub mod dnc;
 pub mod imports;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/campaigns/{id}/{action}", post(campaigns::act))
         .route("/api/v1/imports/{id}", get(imports::show))
         .route("/api/v1/imports/{id}/errors.csv", get(imports::errors_csv))
+        .route("/api/v1/calls/{id}/disposition", post(calls::disposition))
         .route("/api/v1/dnc", get(dnc::list).post(dnc::add))
         .route("/api/v1/dnc/import", post(dnc::import))
         .route("/api/v1/dnc/{number}", get(dnc::check).delete(dnc::remove))

@@ -1,6 +1,7 @@
 //! Black-box tests against running apps and the `dialer` binary, with real Postgres and Redis.
 
 mod cli;
+mod disposition;
 mod engine;
 mod health;
 mod helpers;
