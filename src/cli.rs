@@ -64,6 +64,24 @@ pub enum Command {
     /// Zero-configuration end-to-end run: local services, the simulator, sample_leads.csv,
     /// one campaign to completion, a disposition report
     Demo(DemoArgs),
+    /// A campaign's report: dials, connects, human vs machine, abandonment (since the
+    /// start and over the rolling 30 days), talk time, dispositions, cost
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The campaign's id
+    pub campaign: crate::campaign::CampaignId,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -559,6 +577,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             .await
         }
         Command::Sim(args) => sim(args).await,
+        Command::Report(args) => report(args, settings).await,
         Command::Demo(args) => {
             crate::demo::run::run(
                 crate::demo::run::DemoOptions {
@@ -710,6 +729,24 @@ async fn campaign(cmd: CampaignCommand, settings: Settings) -> anyhow::Result<()
                 return print_json(&c);
             }
             print_campaign(&c);
+            Ok(())
+        }
+    }
+}
+
+async fn report(args: ReportArgs, settings: Settings) -> anyhow::Result<()> {
+    let pool = command_pool(&settings).await?;
+    let r = crate::report::campaign(&pool, None, args.campaign)
+        .await?
+        .with_context(|| format!("no campaign with id {}", args.campaign))?;
+    match args.format {
+        ReportFormat::Json => print_json(&r),
+        ReportFormat::Table => {
+            print!("{}", crate::report::render_table(&r));
+            Ok(())
+        }
+        ReportFormat::Csv => {
+            print!("{}", crate::report::render_csv(&r));
             Ok(())
         }
     }

@@ -24,6 +24,7 @@
 //! - [`dnc`]: do-not-call lists (tenant and global), their repo and file import.
 //! - [`webhooks`]: carrier callbacks under `/twilio/…`: signature check on the raw body, idempotent handling.
 //! - [`api`]: the REST API under `/api/v1`: API-key auth, one error shape, imports and DNC.
+//! - [`report`]: campaign and agent reports, the calls export (CSV made safe for spreadsheets, JSON).
 //! - [`bench`]: `dialer bench …`: generated workloads that print figures.
 
 pub mod api;
@@ -43,6 +44,7 @@ pub mod health;
 pub mod lead;
 pub mod lifecycle;
 pub mod phone;
+pub mod report;
 pub mod schedule;
 pub mod sim;
 pub mod startup;

@@ -5,6 +5,7 @@ pub mod calls;
 pub mod campaigns;
 pub mod dnc;
 pub mod imports;
+pub mod reports;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -28,6 +29,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/imports/{id}", get(imports::show))
         .route("/api/v1/imports/{id}/errors.csv", get(imports::errors_csv))
         .route("/api/v1/calls/{id}/disposition", post(calls::disposition))
+        .route("/api/v1/calls/export", get(reports::calls))
+        .route("/api/v1/campaigns/{id}/report", get(reports::campaign))
+        .route("/api/v1/agents/{id}/report", get(reports::agent))
         .route("/api/v1/dnc", get(dnc::list).post(dnc::add))
         .route("/api/v1/dnc/import", post(dnc::import))
         .route("/api/v1/dnc/{number}", get(dnc::check).delete(dnc::remove))

@@ -15,7 +15,7 @@ use crate::helpers::{Tenant, TestApp, spawn_app_with};
 use crate::transfer::{agent, agent_dials, group, people};
 
 /// An API key with role `agent` for `agent_id`; the secret.
-async fn agent_key(app: &TestApp, t: &Tenant, agent_id: Uuid) -> String {
+pub(crate) async fn agent_key(app: &TestApp, t: &Tenant, agent_id: Uuid) -> String {
     let hasher = dialer::auth::KeyHasher::new(Some("test-pepper".to_string().into()));
     let key = hasher.generate();
     sqlx::query(

@@ -6,6 +6,7 @@ mod engine;
 mod health;
 mod helpers;
 mod import;
+mod reports;
 mod schema;
 mod sim;
 mod transfer;
