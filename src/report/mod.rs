@@ -87,18 +87,18 @@ async fn figures(
     since: Option<DateTime<Utc>>,
 ) -> Result<Figures, sqlx::Error> {
     let t: Totals = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE call_sid IS NOT NULL),
+        "SELECT count(*) FILTER (WHERE call_sid IS NOT NULL) AS dials,
                 count(*) FILTER (WHERE answered_at IS NOT NULL
-                                    OR disposition IN ('answered', 'voicemail', 'abandoned')),
-                count(*) FILTER (WHERE disposition IN ('answered', 'abandoned')),
+                                    OR disposition IN ('answered', 'voicemail', 'abandoned')) AS connects,
+                count(*) FILTER (WHERE disposition IN ('answered', 'abandoned')) AS human,
                 count(*) FILTER (WHERE disposition = 'voicemail' OR answered_by LIKE 'machine%'
-                                    OR answered_by = 'fax'),
-                count(*) FILTER (WHERE bridged_at IS NOT NULL),
-                count(*) FILTER (WHERE disposition = 'abandoned'),
+                                    OR answered_by = 'fax') AS machine,
+                count(*) FILTER (WHERE bridged_at IS NOT NULL) AS bridged,
+                count(*) FILTER (WHERE disposition = 'abandoned') AS abandoned,
                 avg(greatest(extract(epoch FROM ended_at - bridged_at), 0))
-                    FILTER (WHERE bridged_at IS NOT NULL AND ended_at IS NOT NULL)::float8,
-                sum(abs(cost))::float8,
-                min(cost_currency)
+                    FILTER (WHERE bridged_at IS NOT NULL AND ended_at IS NOT NULL)::float8 AS avg_talk,
+                sum(abs(cost))::float8 AS cost,
+                min(cost_currency) AS currency
            FROM calls
           WHERE campaign_id = $1 AND ($2::timestamptz IS NULL OR created_at >= $2)",
     )
