@@ -75,7 +75,7 @@ fn wrap_up_at_once(app: &TestApp) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn people(leads: &[String]) -> dialer::sim::SimConfig {
+pub(crate) fn people(leads: &[String]) -> dialer::sim::SimConfig {
     let mut cfg = sim_config();
     for n in leads {
         cfg.numbers.insert(n.clone(), Outcome::Human);
@@ -85,7 +85,7 @@ fn people(leads: &[String]) -> dialer::sim::SimConfig {
     cfg
 }
 
-fn agent_dials(journal: &[Entry]) -> Vec<String> {
+pub(crate) fn agent_dials(journal: &[Entry]) -> Vec<String> {
     journal
         .iter()
         .filter_map(|e| match &e.event {
