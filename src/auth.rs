@@ -88,6 +88,61 @@ impl KeyHasher {
     }
 }
 
+/// A key just stored: its secret is here, and shown to its owner once, never again.
+#[derive(Debug, Serialize)]
+pub struct CreatedKey {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub role: Role,
+    /// The agent an `agent` key acts as.
+    pub agent_id: Option<uuid::Uuid>,
+    /// The first characters, shown in listings to tell keys apart.
+    pub key_prefix: String,
+    pub key: String,
+}
+
+pub mod repo {
+    use super::*;
+    use sqlx::PgConnection;
+
+    use crate::tenant::TenantId;
+
+    /// Generates a key and stores its hash; `agent` is required for, and only for, role `agent`
+    /// (the table's CHECK holds it too).
+    pub async fn create_key(
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        name: &str,
+        role: Role,
+        agent: Option<uuid::Uuid>,
+        hasher: &KeyHasher,
+    ) -> Result<CreatedKey, sqlx::Error> {
+        let key = hasher.generate();
+        let id = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, name, role, key_prefix, key_hash, agent_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(name)
+        .bind(role.as_str())
+        .bind(&key.display_prefix)
+        .bind(&key.hash)
+        .bind(agent)
+        .execute(conn)
+        .await?;
+        Ok(CreatedKey {
+            id,
+            name: name.to_string(),
+            role,
+            agent_id: agent,
+            key_prefix: key.display_prefix,
+            key: key.secret.expose_secret().to_string(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::AgentId;
 use crate::auth::KeyHasher;
 use crate::campaign::settings::{self as cs, DailyWindow, WeekDays};
 use crate::campaign::{CampaignId, NewCampaign};
@@ -52,6 +53,12 @@ pub enum Command {
     /// Import and inspect leads
     #[command(subcommand)]
     Leads(LeadsCommand),
+    /// Manage agents: who takes the people the dialer reaches
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Manage agent groups: whom a campaign's calls are offered to
+    #[command(subcommand)]
+    AgentGroup(AgentGroupCommand),
     /// Manage do-not-call lists (a tenant's, or the global list with --global)
     #[command(subcommand)]
     Dnc(DncCommand),
@@ -220,6 +227,130 @@ pub enum DncCommand {
         limit: i64,
         #[command(flatten)]
         out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Create an agent (offline unless --status says otherwise)
+    Create(Box<CreateAgent>),
+    /// List a tenant's agents
+    List {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        /// Only agents in this status
+        #[arg(long)]
+        status: Option<String>,
+        /// Only members of this group (id or name)
+        #[arg(long)]
+        group: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show one agent
+    Show {
+        agent: AgentId,
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Set an agent's status: available, break or offline (busy and wrap_up follow the calls)
+    Status {
+        agent: AgentId,
+        status: String,
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Create an API key for the agent (role agent) and print it, once
+    Key {
+        agent: AgentId,
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateAgent {
+    #[arg(long, value_name = "TENANT_ID")]
+    pub tenant: TenantId,
+    #[arg(long)]
+    pub name: String,
+    /// Where the agent's phone is: +CC… number, sip:user@host or client:identity
+    #[arg(long)]
+    pub endpoint: String,
+    /// IANA time zone of the working hours [default: UTC]
+    #[arg(long, value_name = "ZONE")]
+    pub time_zone: Option<String>,
+    /// Start of the working day [default: 00:00]
+    #[arg(long, value_name = "HH:MM")]
+    pub work_start: Option<String>,
+    /// End of the working day, after the start; 24:00 is midnight [default: 24:00]
+    #[arg(long, value_name = "HH:MM")]
+    pub work_end: Option<String>,
+    /// Working days: mon,tue,wed or mon-fri [default: every day]
+    #[arg(long, value_name = "DAYS")]
+    pub work_days: Option<String>,
+    /// Calls the agent may be offered at once (1-10) [default: 1]
+    #[arg(long, value_name = "N")]
+    pub max_calls: Option<i64>,
+    /// A group to put the agent in, by id or name (repeatable)
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// available, break or offline [default: offline]
+    #[arg(long)]
+    pub status: Option<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentGroupCommand {
+    /// Create a group
+    Create {
+        name: String,
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List a tenant's groups with their members
+    List {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Put an agent in a group
+    Add {
+        /// The group's id or name
+        group: String,
+        agent: AgentId,
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Take an agent out of a group
+    Remove {
+        /// The group's id or name
+        group: String,
+        agent: AgentId,
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Delete a group no campaign uses
+    Delete {
+        /// The group's id or name
+        group: String,
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
     },
 }
 
@@ -549,6 +680,8 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Campaign(cmd) => campaign(cmd, settings).await,
         Command::Leads(cmd) => leads(cmd, settings).await,
         Command::Dnc(cmd) => dnc(cmd, settings).await,
+        Command::Agent(cmd) => agent(cmd, settings).await,
+        Command::AgentGroup(cmd) => agent_group(cmd, settings).await,
         Command::Bench(BenchCommand::Import { rows, seed, file }) => {
             crate::bench::import(&settings, rows, seed, file).await
         }
@@ -1019,6 +1152,224 @@ async fn dnc(cmd: DncCommand, settings: Settings) -> anyhow::Result<()> {
                     e.reason.unwrap_or_default()
                 );
             }
+            Ok(())
+        }
+    }
+}
+
+/// The tenant a command names must exist (a clear error instead of a foreign-key one).
+async fn ensure_tenant(conn: &mut sqlx::PgConnection, tenant: TenantId) -> anyhow::Result<()> {
+    crate::tenant::repo::get(conn, tenant)
+        .await?
+        .with_context(|| format!("no tenant with id {tenant}"))?;
+    Ok(())
+}
+
+async fn agent(cmd: AgentCommand, settings: Settings) -> anyhow::Result<()> {
+    use crate::agent::repo::{self, AgentFilter};
+    use crate::agent::{AgentInput, AgentStatus};
+    let pool = command_pool(&settings).await?;
+    let mut conn = pool.acquire().await?;
+    match cmd {
+        AgentCommand::Create(a) => {
+            ensure_tenant(&mut conn, a.tenant).await?;
+            let mut groups = Vec::new();
+            for g in &a.groups {
+                groups.push(
+                    repo::find_group(&mut conn, a.tenant, g)
+                        .await?
+                        .id
+                        .to_string(),
+                );
+            }
+            let input = AgentInput {
+                name: Some(a.name.clone()),
+                endpoint: Some(a.endpoint.clone()),
+                time_zone: a.time_zone.clone(),
+                work_start: a.work_start.clone(),
+                work_end: a.work_end.clone(),
+                work_days: a
+                    .work_days
+                    .as_deref()
+                    .map(|d| d.split(',').map(|d| d.trim().to_string()).collect()),
+                max_concurrent_calls: a.max_calls,
+                groups: Some(groups),
+                status: a.status.clone(),
+            };
+            let agent = repo::insert(&mut conn, a.tenant, &input).await?;
+            if a.out.json {
+                return print_json(&agent);
+            }
+            println!("agent created");
+            print_agent(&agent);
+            Ok(())
+        }
+        AgentCommand::List {
+            tenant,
+            status,
+            group,
+            out,
+        } => {
+            ensure_tenant(&mut conn, tenant).await?;
+            let group = match group {
+                Some(g) => Some(repo::find_group(&mut conn, tenant, &g).await?.id),
+                None => None,
+            };
+            let filter = AgentFilter {
+                status: status.as_deref().map(AgentStatus::parse).transpose()?,
+                group,
+            };
+            let agents = repo::list(&mut conn, tenant, &filter).await?;
+            if out.json {
+                return print_json(&agents);
+            }
+            if agents.is_empty() {
+                println!("no agents");
+            }
+            for a in agents {
+                println!("{}  {:<9} {}  {}", a.id, a.status, a.name, a.endpoint);
+            }
+            Ok(())
+        }
+        AgentCommand::Show { agent, tenant, out } => {
+            let a = repo::get(&mut conn, tenant, agent)
+                .await?
+                .with_context(|| format!("no agent {agent} in tenant {tenant}"))?;
+            if out.json {
+                return print_json(&a);
+            }
+            print_agent(&a);
+            Ok(())
+        }
+        AgentCommand::Status {
+            agent,
+            status,
+            tenant,
+            out,
+        } => {
+            let to = AgentStatus::parse(&status)?;
+            let a = repo::set_status(&mut conn, tenant, agent, to).await?;
+            if out.json {
+                return print_json(&a);
+            }
+            println!("agent {} ({}) is now {}", a.id, a.name, a.status);
+            Ok(())
+        }
+        AgentCommand::Key { agent, tenant, out } => {
+            let hasher = KeyHasher::new(settings.auth.api_key_pepper.clone());
+            let key = repo::create_key(&mut conn, tenant, agent, &hasher).await?;
+            if out.json {
+                return print_json(&key);
+            }
+            println!("API key created for agent {agent} (role agent)");
+            println!("  key id: {}", key.id);
+            println!("  key:    {}", key.key);
+            println!("The key is shown only now; give it to the agent and keep no copy.");
+            Ok(())
+        }
+    }
+}
+
+fn print_agent(a: &crate::agent::Agent) {
+    println!("  id:         {}", a.id);
+    println!("  name:       {}", a.name);
+    println!("  endpoint:   {}", a.endpoint);
+    println!(
+        "  status:     {} (since {})",
+        a.status,
+        a.status_changed_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    println!(
+        "  works:      {}-{} {} ({})",
+        a.work_start,
+        a.work_end,
+        a.time_zone,
+        a.work_days.to_text()
+    );
+    println!(
+        "  calls:      {} of at most {}",
+        a.active_calls, a.max_concurrent_calls
+    );
+    let groups: Vec<String> = a.groups.iter().map(|g| g.to_string()).collect();
+    println!(
+        "  groups:     {}",
+        if groups.is_empty() {
+            "-".into()
+        } else {
+            groups.join(", ")
+        }
+    );
+}
+
+async fn agent_group(cmd: AgentGroupCommand, settings: Settings) -> anyhow::Result<()> {
+    use crate::agent::GroupInput;
+    use crate::agent::repo;
+    let pool = command_pool(&settings).await?;
+    let mut conn = pool.acquire().await?;
+    let print_group = |g: &crate::agent::AgentGroup| {
+        println!("{}  {}  ({} agents)", g.id, g.name, g.agents.len());
+    };
+    match cmd {
+        AgentGroupCommand::Create { name, tenant, out } => {
+            ensure_tenant(&mut conn, tenant).await?;
+            let input = GroupInput {
+                name: Some(name),
+                agents: None,
+            };
+            let g = repo::insert_group(&mut conn, tenant, &input).await?;
+            if out.json {
+                return print_json(&g);
+            }
+            println!("agent group created");
+            print_group(&g);
+            Ok(())
+        }
+        AgentGroupCommand::List { tenant, out } => {
+            ensure_tenant(&mut conn, tenant).await?;
+            let groups = repo::list_groups(&mut conn, tenant).await?;
+            if out.json {
+                return print_json(&groups);
+            }
+            if groups.is_empty() {
+                println!("no agent groups");
+            }
+            for g in &groups {
+                print_group(g);
+            }
+            Ok(())
+        }
+        AgentGroupCommand::Add {
+            group,
+            agent,
+            tenant,
+            out,
+        } => {
+            let g = repo::find_group(&mut conn, tenant, &group).await?;
+            let g = repo::add_member(&mut conn, tenant, g.id, agent).await?;
+            if out.json {
+                return print_json(&g);
+            }
+            println!("agent {agent} is in group {}", g.name);
+            Ok(())
+        }
+        AgentGroupCommand::Remove {
+            group,
+            agent,
+            tenant,
+            out,
+        } => {
+            let g = repo::find_group(&mut conn, tenant, &group).await?;
+            let g = repo::remove_member(&mut conn, tenant, g.id, agent).await?;
+            if out.json {
+                return print_json(&g);
+            }
+            println!("agent {agent} is no longer in group {}", g.name);
+            Ok(())
+        }
+        AgentGroupCommand::Delete { group, tenant } => {
+            let g = repo::find_group(&mut conn, tenant, &group).await?;
+            repo::delete_group(&mut conn, tenant, g.id).await?;
+            println!("agent group {} ({}) deleted", g.name, g.id);
             Ok(())
         }
     }

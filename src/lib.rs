@@ -21,12 +21,14 @@
 //! - [`schedule`]: when a lead may be dialled: campaign hours ∩ legal hours in every zone of the number (pure).
 //! - [`lead`]: leads and the CSV importer (mapping, row checks, the parallel COPY pipeline).
 //! - [`engine`]: the dialing engine: pacing (Redis hopper + GCRA), claims under Postgres locks, retries, sweeps, lifecycle.
+//! - [`agent`]: agents and agent groups: settings, the status rules people may use, their repo.
 //! - [`dnc`]: do-not-call lists (tenant and global), their repo and file import.
 //! - [`webhooks`]: carrier callbacks under `/twilio/…`: signature check on the raw body, idempotent handling.
-//! - [`api`]: the REST API under `/api/v1`: API-key auth, one error shape, imports and DNC.
+//! - [`api`]: the REST API under `/api/v1`: API-key auth, one error shape, imports, DNC, campaigns, agents, calls, reports.
 //! - [`report`]: campaign and agent reports, the calls export (CSV made safe for spreadsheets, JSON).
 //! - [`bench`]: `dialer bench …`: generated workloads that print figures.
 
+pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod bench;

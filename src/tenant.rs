@@ -54,7 +54,6 @@ pub enum TenantError {
 
 pub mod repo {
     use super::*;
-    use secrecy::ExposeSecret;
 
     /// Creates a tenant and its first admin API key in one transaction.
     pub async fn create_with_admin_key(
@@ -80,24 +79,20 @@ pub mod repo {
             }
             _ => TenantError::Db(e),
         })?;
-        let key = hasher.generate();
-        let key_id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, name, role, key_prefix, key_hash) VALUES ($1, $2, $3, $4, $5, $6)",
+        let key = crate::auth::repo::create_key(
+            &mut tx,
+            tenant.id,
+            "initial admin key",
+            Role::Admin,
+            None,
+            hasher,
         )
-        .bind(key_id)
-        .bind(tenant.id)
-        .bind("initial admin key")
-        .bind(Role::Admin.as_str())
-        .bind(&key.display_prefix)
-        .bind(&key.hash)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(CreatedTenant {
             tenant,
-            admin_key_id: key_id,
-            admin_key: key.secret.expose_secret().to_string(),
+            admin_key_id: key.id,
+            admin_key: key.key,
         })
     }
 

@@ -1,11 +1,11 @@
 //! Calls under `/api/v1/calls/{id}/…`: the agent's wrap-up (disposition) so far.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::body::JsonBody;
 use super::{ApiError, Caller};
 use crate::call::CallId;
 use crate::engine::wrapup::{self, WrapUp, WrapUpError, WrappedUp};
@@ -35,31 +35,13 @@ fn parse_id(raw: &str) -> Result<CallId, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no call {raw}")))
 }
 
-/// A request body that is not the JSON we expect names what was wrong.
-pub(crate) fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b).map_err(|e| {
-        let field = field_of(&e.body_text());
-        ApiError::invalid("invalid_body", e.body_text(), field.as_deref())
-    })
-}
-
-/// serde names the offending field in backticks (`unknown field `x``, `missing field
-/// `x``); other messages name none.
-fn field_of(message: &str) -> Option<String> {
-    ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|p| message.split_once(p))
-        .and_then(|(_, rest)| rest.split_once('`'))
-        .map(|(f, _)| f.to_string())
-}
-
 /// `POST /api/v1/calls/{id}/disposition`: the agent who took the call (their own API
 /// key), or a manager on their behalf, says how it went; the agent is then available.
 pub async fn disposition(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-    payload: Result<Json<DispositionBody>, JsonRejection>,
+    JsonBody(b): JsonBody<DispositionBody>,
 ) -> Result<Json<WrappedUp>, ApiError> {
     let by_agent = match caller.agent {
         Some(agent) => Some(agent),
@@ -69,7 +51,6 @@ pub async fn disposition(
         }
     };
     let id = parse_id(&raw)?;
-    let b = body(payload)?;
     if b.callback_at.is_some() && b.disposition.trim() != "callback" {
         return Err(ApiError::invalid(
             "invalid_field",
@@ -118,21 +99,6 @@ pub async fn disposition(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serde_messages_name_their_field() {
-        assert_eq!(
-            field_of(
-                "Failed to deserialize the JSON body into the target type: unknown field `colour`, expected one of `disposition`"
-            ),
-            Some("colour".into())
-        );
-        assert_eq!(
-            field_of("missing field `disposition` at line 1 column 2"),
-            Some("disposition".into())
-        );
-        assert_eq!(field_of("EOF while parsing a value"), None);
-    }
 
     #[test]
     fn call_ids_are_positive_integers() {

@@ -1,6 +1,8 @@
 //! The REST API under `/api/v1`: API-key authentication, one JSON error shape, and the
-//! resources (imports and DNC lists so far).
+//! resources (imports, DNC lists, campaigns' lifecycle, agents and groups).
 
+pub mod agents;
+pub mod body;
 pub mod calls;
 pub mod campaigns;
 pub mod dnc;
@@ -12,7 +14,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -35,6 +37,29 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/dnc", get(dnc::list).post(dnc::add))
         .route("/api/v1/dnc/import", post(dnc::import))
         .route("/api/v1/dnc/{number}", get(dnc::check).delete(dnc::remove))
+        .route("/api/v1/agents", get(agents::list).post(agents::create))
+        .route("/api/v1/agents/me", get(agents::me))
+        .route("/api/v1/agents/me/status", put(agents::set_my_status))
+        .route(
+            "/api/v1/agents/{id}",
+            get(agents::show).patch(agents::update),
+        )
+        .route("/api/v1/agents/{id}/status", put(agents::set_status))
+        .route("/api/v1/agents/{id}/keys", post(agents::create_key))
+        .route(
+            "/api/v1/agent-groups",
+            get(agents::list_groups).post(agents::create_group),
+        )
+        .route(
+            "/api/v1/agent-groups/{id}",
+            get(agents::show_group)
+                .patch(agents::update_group)
+                .delete(agents::delete_group),
+        )
+        .route(
+            "/api/v1/agent-groups/{id}/members/{agent_id}",
+            put(agents::add_member).delete(agents::remove_member),
+        )
 }
 
 /// Every API error: `{"error": {"code", "message", "field"?}}`. 4xx bodies say what was

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::TestDb;
 
-fn dialer(db: Option<&TestDb>, args: &[&str]) -> Output {
+pub(crate) fn dialer(db: Option<&TestDb>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dialer"));
     cmd.args(args)
         .env("DIALER_CONFIG", "/dev/null")
@@ -16,11 +16,11 @@ fn dialer(db: Option<&TestDb>, args: &[&str]) -> Output {
     cmd.output().expect("dialer runs")
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 

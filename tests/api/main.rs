@@ -1,5 +1,6 @@
 //! Black-box tests against running apps and the `dialer` binary, with real Postgres and Redis.
 
+mod agents;
 mod cli;
 mod disposition;
 mod engine;
