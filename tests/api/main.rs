@@ -5,6 +5,7 @@ mod engine;
 mod health;
 mod helpers;
 mod import;
+mod recording;
 mod schema;
 mod sim;
 mod transfer;

@@ -13,7 +13,13 @@ use crate::engine::{adjust_for, midweek, numbers, sim_config, start_campaign, wa
 use crate::helpers::{Tenant, TestApp, spawn_app_with};
 
 /// An agent of the tenant, with `extra` as SQL assignments (`status = 'break'` …).
-async fn agent(app: &TestApp, t: &Tenant, endpoint: &str, idle_mins: i64, extra: &str) -> Uuid {
+pub(crate) async fn agent(
+    app: &TestApp,
+    t: &Tenant,
+    endpoint: &str,
+    idle_mins: i64,
+    extra: &str,
+) -> Uuid {
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO agents (id, tenant_id, name, endpoint, status, idle_since)
          VALUES (gen_random_uuid(), $1, $2, $2, 'available', now() - make_interval(mins => $3::int))
@@ -38,7 +44,7 @@ async fn agent(app: &TestApp, t: &Tenant, endpoint: &str, idle_mins: i64, extra:
 }
 
 /// A group holding `agents`, made the campaign's.
-async fn group(app: &TestApp, t: &Tenant, agents: &[Uuid]) -> Uuid {
+pub(crate) async fn group(app: &TestApp, t: &Tenant, agents: &[Uuid]) -> Uuid {
     let g: Uuid = sqlx::query_scalar(
         "INSERT INTO agent_groups (id, tenant_id, name) VALUES (gen_random_uuid(), $1, 'Sales') RETURNING id",
     )
@@ -75,7 +81,7 @@ fn wrap_up_at_once(app: &TestApp) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn people(leads: &[String]) -> dialer::sim::SimConfig {
+pub(crate) fn people(leads: &[String]) -> dialer::sim::SimConfig {
     let mut cfg = sim_config();
     for n in leads {
         cfg.numbers.insert(n.clone(), Outcome::Human);
@@ -98,7 +104,7 @@ fn agent_dials(journal: &[Entry]) -> Vec<String> {
 }
 
 /// Conference name → the calls that joined it.
-fn conferences(journal: &[Entry]) -> std::collections::HashMap<String, HashSet<String>> {
+pub(crate) fn conferences(journal: &[Entry]) -> std::collections::HashMap<String, HashSet<String>> {
     let mut m: std::collections::HashMap<String, HashSet<String>> = Default::default();
     for e in journal {
         if let Event::ConferenceJoin {
