@@ -121,6 +121,9 @@ def twiml_cases():
         status_callback="https://dialer.example.com/callbacks/conference?tenant=1&c=42",
         status_callback_event="start end join leave mute hold modify speaker announcement",
         status_callback_method="POST",
+        recording_status_callback="https://dialer.example.com/twilio/calls/42/recording?a=1&b=2",
+        recording_status_callback_method="POST",
+        recording_status_callback_event="in-progress completed absent",
         participant_label="lead " + NON_ASCII,
     )
     r.append(d)

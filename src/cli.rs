@@ -515,9 +515,13 @@ pub struct CreateCampaign {
     /// Voicemail drop: text spoken, or an https:// audio URL played
     #[arg(long)]
     pub voicemail_message: Option<String>,
-    /// Record bridged calls
+    /// Record bridged calls: the conference from the moment the agent joins (not the hold)
     #[arg(long)]
     pub record: bool,
+    /// With --record: said to the person right after they answer, before the recorded
+    /// conversation, e.g. "This call may be recorded for quality and training."
+    #[arg(long, value_name = "TEXT")]
+    pub recording_consent_message: Option<String>,
     /// Longest a person waits for an agent before the abandon message, in ms
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub max_hold_ms: i32,
@@ -574,6 +578,12 @@ impl CreateCampaign {
             .clone()
             .filter(|m| !m.trim().is_empty());
         c.recording_enabled = self.record;
+        c.recording_consent_message = self
+            .recording_consent_message
+            .as_deref()
+            .map(|v| cs::parse_spoken("recording_consent_message", v))
+            .transpose()?
+            .flatten();
         c.max_hold_ms = self.max_hold_ms;
         c.seller_name = self.seller_name.clone();
         c.callback_number = self
@@ -1428,6 +1438,7 @@ fn print_campaign(c: &crate::campaign::Campaign) {
         "  recording:       {}",
         if c.recording_enabled { "on" } else { "off" }
     );
+    println!("  consent notice:  {}", opt(&c.recording_consent_message));
     println!("  max hold:        {} ms", c.max_hold_ms);
     println!(
         "  seller / cb no.: {} / {}",
@@ -1483,5 +1494,23 @@ mod tests {
                 .field,
             "end_date"
         );
+        // The consent notice is only said when the bridged call is recorded.
+        let consent = ["--recording-consent-message", " This call is recorded. "];
+        assert_eq!(
+            parse(&consent).unwrap_err().field,
+            "recording_consent_message"
+        );
+        let c = parse(&[&["--record"][..], &consent[..]].concat()).unwrap();
+        assert!(c.recording_enabled);
+        assert_eq!(
+            c.recording_consent_message.as_deref(),
+            Some("This call is recorded.")
+        );
+        let url = [
+            "--record",
+            "--recording-consent-message",
+            "https://x.example/c.mp3",
+        ];
+        assert_eq!(parse(&url).unwrap_err().field, "recording_consent_message");
     }
 }

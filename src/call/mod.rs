@@ -10,7 +10,7 @@ pub mod repo;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::telephony::{AnsweredBy, CallSid, CallStatus};
+use crate::telephony::{AnsweredBy, CallSid, CallStatus, RecordingStatus};
 
 /// A call row's id: also the name of its conference and part of its webhook URLs, so a
 /// callback that outruns the carrier's create-call response still finds its call.
@@ -53,6 +53,57 @@ impl StatusUpdate {
             Some(seq) => format!("{}:{seq}", self.status),
             None => self.status.to_string(),
         }
+    }
+}
+
+/// What a recording status callback says, parsed from its parameters. A conference's
+/// recording names its conference (`ConferenceSid`) and usually no call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingUpdate {
+    /// `RecordingSid`: `RE` + 32 hex digits.
+    pub sid: String,
+    pub status: RecordingStatus,
+    /// `RecordingUrl`: where the audio is (completed only).
+    pub url: Option<String>,
+    /// `RecordingDuration` in seconds (completed only).
+    pub duration_secs: Option<i32>,
+    pub conference_sid: Option<String>,
+    pub call_sid: Option<String>,
+    /// `ErrorCode` of an absent or failed recording (16101 too short, 16102 silent …).
+    pub error_code: Option<i32>,
+}
+
+/// A recording callback without what identifies it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("recording callback without a valid {0}")]
+pub struct MissingField(pub &'static str);
+
+impl RecordingUpdate {
+    /// Reads a recording callback's parameters (`get` looks one up by name).
+    pub fn parse<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Self, MissingField> {
+        let sid = get("RecordingSid")
+            .filter(|s| crate::telephony::is_sid(s, "RE"))
+            .ok_or(MissingField("RecordingSid"))?;
+        let status = get("RecordingStatus")
+            .filter(|s| !s.trim().is_empty())
+            .map(RecordingStatus::parse)
+            .ok_or(MissingField("RecordingStatus"))?;
+        let int = |name: &str| get(name).and_then(|v| v.trim().parse().ok());
+        let text = |name: &str| get(name).filter(|v| !v.is_empty()).map(str::to_string);
+        Ok(Self {
+            sid: sid.to_string(),
+            status,
+            url: text("RecordingUrl"),
+            duration_secs: int("RecordingDuration"),
+            conference_sid: text("ConferenceSid"),
+            call_sid: text("CallSid"),
+            error_code: int("ErrorCode"),
+        })
+    }
+
+    /// What makes two deliveries of a recording callback the same event.
+    pub fn event_key(&self) -> String {
+        format!("{}:{}", self.sid, self.status)
     }
 }
 
@@ -102,6 +153,75 @@ impl Applied {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn recording(params: &[(&str, &str)]) -> Result<RecordingUpdate, MissingField> {
+        RecordingUpdate::parse(|name| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v))
+    }
+
+    const RE: &str = "RE0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_conference_recording_callback_is_read_without_a_call_sid() {
+        let r = recording(&[
+            ("AccountSid", "AC00000000000000000000000000000000"),
+            ("ConferenceSid", "CF0123456789abcdef0123456789abcdef"),
+            ("RecordingSid", RE),
+            (
+                "RecordingUrl",
+                "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE01",
+            ),
+            ("RecordingStatus", "completed"),
+            ("RecordingDuration", "42"),
+            ("RecordingChannels", "1"),
+            ("RecordingSource", "Conference"),
+        ])
+        .unwrap();
+        assert_eq!(r.status, RecordingStatus::Completed);
+        assert_eq!(r.duration_secs, Some(42));
+        assert_eq!(
+            r.conference_sid.as_deref(),
+            Some("CF0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(r.call_sid, None);
+        assert_eq!(r.event_key(), format!("{RE}:completed"));
+    }
+
+    #[test]
+    fn absent_and_failed_recordings_carry_no_file_but_an_error_code() {
+        let r = recording(&[
+            ("RecordingSid", RE),
+            ("RecordingStatus", "absent"),
+            ("RecordingUrl", ""),
+            ("ErrorCode", "16101"),
+        ])
+        .unwrap();
+        assert_eq!(r.status, RecordingStatus::Absent);
+        assert_eq!(
+            (r.url, r.duration_secs, r.error_code),
+            (None, None, Some(16101))
+        );
+        let failed = recording(&[("RecordingSid", RE), ("RecordingStatus", "failed")]).unwrap();
+        assert_eq!(failed.status, RecordingStatus::Failed);
+        // A status the carrier may add later is kept, not refused.
+        let odd = recording(&[("RecordingSid", RE), ("RecordingStatus", "paused")]).unwrap();
+        assert_eq!(odd.status.as_str(), "paused");
+    }
+
+    #[test]
+    fn a_recording_callback_without_a_valid_sid_or_status_is_refused() {
+        assert_eq!(
+            recording(&[("RecordingStatus", "completed")]),
+            Err(MissingField("RecordingSid"))
+        );
+        assert_eq!(
+            recording(&[("RecordingSid", "RE1"), ("RecordingStatus", "completed")]),
+            Err(MissingField("RecordingSid"))
+        );
+        assert_eq!(
+            recording(&[("RecordingSid", RE), ("RecordingStatus", "")]),
+            Err(MissingField("RecordingStatus"))
+        );
+    }
 
     #[test]
     fn completed_call_answered_by_a_machine_is_a_voicemail() {

@@ -208,17 +208,19 @@ pub async fn record_event(
     })
 }
 
-/// Records a finished recording on its call.
+/// Records a finished recording on its call. The first recording stays: a repeat of its
+/// callback writes the same values, and another recording of the same call (there is one
+/// conference per attempt, so there should be none) does not replace it — `false` then.
 pub async fn set_recording(
     pool: &PgPool,
     id: CallId,
     recording_sid: &str,
     url: Option<&str>,
     duration_secs: Option<i32>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "UPDATE calls SET recording_sid = $2, recording_url = $3, recording_duration_secs = $4
-          WHERE id = $1",
+          WHERE id = $1 AND (recording_sid IS NULL OR recording_sid = $2)",
     )
     .bind(id)
     .bind(recording_sid)
@@ -226,7 +228,7 @@ pub async fn set_recording(
     .bind(duration_secs)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
 }
 
 /// What a webhook needs to know of its call.

@@ -76,6 +76,8 @@ pub struct NewCampaign {
     pub amd_enabled: bool,
     pub voicemail_message: Option<String>,
     pub recording_enabled: bool,
+    /// Said to the person before they join the (recorded) conference; needs recording on.
+    pub recording_consent_message: Option<String>,
     pub max_hold_ms: i32,
     pub seller_name: Option<String>,
     pub callback_number: Option<crate::phone::PhoneNumber>,
@@ -115,6 +117,7 @@ impl NewCampaign {
             amd_enabled: true,
             voicemail_message: None,
             recording_enabled: false,
+            recording_consent_message: None,
             max_hold_ms: 2000,
             seller_name: None,
             callback_number: None,
@@ -139,8 +142,27 @@ impl NewCampaign {
         settings::check_range("dial_timeout", self.dial_timeout_secs, 15, 600)?;
         settings::check_range("max_attempts", self.max_attempts, 1, 50)?;
         settings::check_range("max_hold_ms", self.max_hold_ms, 500, 60_000)?;
+        if let (false, Some(message)) = (self.recording_enabled, &self.recording_consent_message) {
+            return Err(SettingError {
+                field: "recording_consent_message",
+                value: message.clone(),
+                reason:
+                    "is only said when the campaign records its calls: turn recording on (--record)"
+                        .into(),
+            });
+        }
         Ok(())
     }
+}
+
+/// Whether an attempt's conference is recorded, and what the person hears first: the
+/// campaign's `recording_enabled` and `recording_consent_message`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct RecordingPolicy {
+    #[sqlx(rename = "recording_enabled")]
+    pub enabled: bool,
+    #[sqlx(rename = "recording_consent_message")]
+    pub consent_message: Option<String>,
 }
 
 /// A campaign as stored.
@@ -169,6 +191,7 @@ pub struct Campaign {
     pub amd_enabled: bool,
     pub voicemail_message: Option<String>,
     pub recording_enabled: bool,
+    pub recording_consent_message: Option<String>,
     pub agent_group_id: Option<Uuid>,
     pub max_hold_ms: i32,
     pub abandon_cap_pct: f64,
@@ -195,7 +218,8 @@ pub mod repo {
             "id, tenant_id, name, status, caller_id, time_zone, window_start, window_end, days, \
         start_date, end_date, default_region, max_concurrent, dial_ratio, dial_timeout_secs, max_attempts, \
         retry_no_answer_secs, retry_busy_secs, retry_failed_secs, retry_voicemail_secs, amd_enabled, \
-        voicemail_message, recording_enabled, agent_group_id, max_hold_ms, abandon_cap_pct, seller_name, \
+        voicemail_message, recording_enabled, recording_consent_message, agent_group_id, max_hold_ms, \
+        abandon_cap_pct, seller_name, \
         callback_number, legal_window_start, legal_window_end, created_at, updated_at"
         };
     }
@@ -214,8 +238,9 @@ pub mod repo {
              start_date, end_date, default_region, max_concurrent, dial_ratio, dial_timeout_secs, max_attempts, \
              retry_no_answer_secs, retry_busy_secs, retry_failed_secs, retry_voicemail_secs, amd_enabled, \
              voicemail_message, recording_enabled, max_hold_ms, seller_name, callback_number, \
-             legal_window_start, legal_window_end, legal_window_overrides, voicemail_audio_url) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29) \
+             legal_window_start, legal_window_end, legal_window_overrides, voicemail_audio_url, \
+             recording_consent_message) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30) \
              RETURNING ",
             columns!()
         );
@@ -257,8 +282,23 @@ pub mod repo {
                     .as_deref()
                     .filter(|m| m.starts_with("https://") || m.starts_with("http://")),
             )
+            .bind(&c.recording_consent_message)
             .fetch_one(conn)
             .await
+    }
+
+    /// The recording policy of the campaign an attempt belongs to (`None`: no such call).
+    pub async fn recording_for_call(
+        pool: &sqlx::PgPool,
+        call: crate::call::CallId,
+    ) -> Result<Option<RecordingPolicy>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT c.recording_enabled, c.recording_consent_message
+               FROM calls k JOIN campaigns c ON c.id = k.campaign_id WHERE k.id = $1",
+        )
+        .bind(call)
+        .fetch_optional(pool)
+        .await
     }
 
     pub async fn list(

@@ -167,6 +167,35 @@ pub fn parse_region(field: &'static str, raw: &str) -> Result<Region, SettingErr
     Region::parse(raw).map_err(|e| err(field, raw, e.to_string()))
 }
 
+/// Longest text a campaign has read out with `<Say>`: Twilio takes 4,096 characters, but a
+/// notice for a person who just answered should take seconds, not minutes.
+pub const MAX_SPOKEN_CHARS: usize = 1_000;
+
+/// Words the carrier reads out to the person (`<Say>`): trimmed, empty means none. A URL is
+/// refused: it would be read out letter by letter, not played.
+pub fn parse_spoken(field: &'static str, raw: &str) -> Result<Option<String>, SettingError> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.starts_with("http://") || text.starts_with("https://") {
+        return Err(err(
+            field,
+            raw,
+            "give the words to say, not the URL of a recording",
+        ));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_SPOKEN_CHARS {
+        return Err(err(
+            field,
+            &text.chars().take(40).collect::<String>(),
+            format!("is {chars} characters long; at most {MAX_SPOKEN_CHARS}"),
+        ));
+    }
+    Ok(Some(text.to_string()))
+}
+
 pub fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
     field: &'static str,
     value: T,
@@ -217,6 +246,23 @@ mod tests {
         assert_eq!(parse_delay("d", "none").unwrap(), None);
         assert!(parse_delay("d", "soon").is_err());
         assert!(parse_delay("d", "5y").is_err());
+    }
+
+    #[test]
+    fn spoken_messages_are_trimmed_and_bounded() {
+        let f = "recording_consent_message";
+        assert_eq!(
+            parse_spoken(f, "  This call is recorded. ").unwrap(),
+            Some("This call is recorded.".to_string())
+        );
+        assert_eq!(parse_spoken(f, "   ").unwrap(), None);
+        let e = parse_spoken(f, "https://example.com/consent.mp3").unwrap_err();
+        assert_eq!(e.field, f);
+        assert!(e.reason.contains("not the URL"), "{e}");
+        let long = "a".repeat(MAX_SPOKEN_CHARS + 1);
+        let e = parse_spoken(f, &long).unwrap_err();
+        assert!(e.reason.contains("1001 characters"), "{e}");
+        assert!(parse_spoken(f, &"a".repeat(MAX_SPOKEN_CHARS)).is_ok());
     }
 
     #[test]

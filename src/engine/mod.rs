@@ -39,8 +39,8 @@ use crate::call::{self, CallId, StatusUpdate};
 use crate::campaign::CampaignId;
 use crate::startup::AppState;
 use crate::telephony::client::{
-    CallEvent, CreateCall, EndCall, HttpMethod, Instructions, MachineDetection, RecordingEvent,
-    TwilioClient, TwilioError, UpdateCall,
+    CallEvent, CreateCall, EndCall, HttpMethod, Instructions, MachineDetection, TwilioClient,
+    TwilioError, UpdateCall,
 };
 use crate::telephony::{AnsweredBy, CallSid};
 
@@ -530,11 +530,6 @@ impl Engine {
             req.async_amd = Some(true);
             req.async_amd_status_callback = Some(url(&self.state, id, "amd"));
             req.async_amd_status_callback_method = Some(HttpMethod::Post);
-        }
-        if plan.recording_enabled {
-            req.record = Some(true);
-            req.recording_status_callback = Some(url(&self.state, id, "recording"));
-            req.recording_status_callback_event = vec![RecordingEvent::Completed];
         }
         let result = carrier.create_call(&req).await;
         let db = &self.state.db;

@@ -29,7 +29,6 @@ pub struct Plan {
     pub dial_timeout_secs: i32,
     pub max_attempts: i32,
     pub amd_enabled: bool,
-    pub recording_enabled: bool,
     pub max_hold_ms: i32,
     /// Dials are held to the free agents (times the dial ratio): the campaign has an agent
     /// group, or an abandonment cap below 100 %.
@@ -68,7 +67,6 @@ struct PlanRow {
     retry_failed_secs: Option<i32>,
     retry_voicemail_secs: Option<i32>,
     amd_enabled: bool,
-    recording_enabled: bool,
     max_hold_ms: i32,
     agent_group_id: Option<uuid::Uuid>,
     dial_ratio: f64,
@@ -80,7 +78,7 @@ struct PlanRow {
 
 const COLUMNS: &str = "id, tenant_id, status, time_zone, window_start, window_end, days, start_date, \
     end_date, max_concurrent, dial_timeout_secs, max_attempts, retry_no_answer_secs, retry_busy_secs, \
-    retry_failed_secs, retry_voicemail_secs, amd_enabled, recording_enabled, max_hold_ms, \
+    retry_failed_secs, retry_voicemail_secs, amd_enabled, max_hold_ms, \
     agent_group_id, dial_ratio, abandon_cap_pct, \
     legal_window_start, legal_window_end, legal_window_overrides";
 
@@ -103,7 +101,6 @@ impl TryFrom<PlanRow> for Plan {
             dial_timeout_secs: r.dial_timeout_secs,
             max_attempts: r.max_attempts,
             amd_enabled: r.amd_enabled,
-            recording_enabled: r.recording_enabled,
             max_hold_ms: r.max_hold_ms,
             agent_paced: r.agent_group_id.is_some() || r.abandon_cap_pct < 100.0,
             dial_ratio: r.dial_ratio.max(1.0),

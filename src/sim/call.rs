@@ -11,12 +11,12 @@ use tokio::time::{Instant, sleep_until};
 
 use super::Shared;
 use super::callbacks::{Callback, Sender, deliver, with_query};
-use super::conference::{JoinSpec, Signal};
+use super::conference::{JoinSpec, RecordingSpec, Signal};
 use super::journal::Event;
 use super::new_sid;
 use super::scenario::{GreetingEnd, Outcome, Scenario};
 use crate::telephony::signature;
-use crate::telephony::twiml::{DialTarget, Method, Prompt, Verb, VoiceResponse};
+use crate::telephony::twiml::{ConferenceRecord, DialTarget, Method, Prompt, Verb, VoiceResponse};
 
 /// What the REST API can still do to a call.
 #[derive(Debug, Clone)]
@@ -108,6 +108,8 @@ pub enum Step {
     Wait {
         verb: &'static str,
         secs: f64,
+        /// What a `<Say>` says (the journal keeps it).
+        text: Option<String>,
     },
     Gather {
         prompt_secs: f64,
@@ -117,7 +119,8 @@ pub enum Step {
         on_empty: bool,
     },
     Conference {
-        spec: ConferenceStep,
+        /// Boxed: it is several times the size of the other steps.
+        spec: Box<ConferenceStep>,
         action: Option<(String, String)>,
     },
     /// A Dial to a number or client: the simulator does not bridge those.
@@ -140,6 +143,8 @@ pub struct ConferenceStep {
     pub status_callback: Option<String>,
     pub status_callback_method: String,
     pub events: HashSet<String>,
+    /// `record="record-from-start"` and its recording callback.
+    pub record: Option<RecordingSpec>,
 }
 
 /// Starts a call: registered at once (the REST answer shows it queued), played out in its task.
@@ -492,7 +497,7 @@ impl Life {
             }
             Leg::Participant { params } => {
                 steps = vec![Step::Conference {
-                    spec: ConferenceStep {
+                    spec: Box::new(ConferenceStep {
                         name: params.conference.clone(),
                         start_on_enter: params.start_on_enter,
                         end_on_exit: params.end_on_exit,
@@ -500,7 +505,8 @@ impl Life {
                         status_callback: params.conference_callback.clone(),
                         status_callback_method: params.conference_callback_method.clone(),
                         events: params.conference_events.clone(),
-                    },
+                        record: None,
+                    }),
                     action: None,
                 }];
             }
@@ -516,8 +522,8 @@ impl Life {
                 };
                 pc += 1;
                 match step {
-                    Step::Wait { verb, secs } => {
-                        self.verb(verb);
+                    Step::Wait { verb, secs, text } => {
+                        self.verb_saying(verb, text);
                         busy_until = Some(Instant::now() + self.real(secs));
                     }
                     Step::Gather {
@@ -589,6 +595,7 @@ impl Life {
                                 status_callback: spec.status_callback.clone(),
                                 status_callback_method: spec.status_callback_method.clone(),
                                 status_callback_events: spec.events.clone(),
+                                record: spec.record.clone(),
                             },
                         );
                         self.conference = Some((spec.name.clone(), rx_conf));
@@ -707,9 +714,14 @@ impl Life {
     }
 
     fn verb(&self, verb: &str) {
+        self.verb_saying(verb, None);
+    }
+
+    fn verb_saying(&self, verb: &str, text: Option<String>) {
         self.shared.journal.record(Event::Verb {
             call_sid: self.sid.clone(),
             verb: verb.into(),
+            text,
         });
     }
 
@@ -845,6 +857,15 @@ impl Life {
             )
         {
             let rec = new_sid("RE");
+            self.shared.store_recording(super::Recording {
+                sid: rec.clone(),
+                call_sid: Some(self.sid.clone()),
+                conference_sid: None,
+                status: "completed".into(),
+                start_time: self.handle.info().started.unwrap_or_else(Utc::now),
+                duration_secs: duration,
+                source: "OutboundAPI",
+            });
             let cb = Callback {
                 call_sid: self.sid.clone(),
                 kind: "recording",
@@ -854,13 +875,7 @@ impl Life {
                     ("AccountSid".into(), self.shared.config.account_sid.clone()),
                     ("CallSid".into(), self.sid.clone()),
                     ("RecordingSid".into(), rec.clone()),
-                    (
-                        "RecordingUrl".into(),
-                        format!(
-                            "https://api.twilio.com/2010-04-01/Accounts/{}/Recordings/{rec}",
-                            self.shared.config.account_sid
-                        ),
-                    ),
+                    ("RecordingUrl".into(), self.shared.recording_url(&rec)),
                     ("RecordingStatus".into(), "completed".into()),
                     ("RecordingDuration".into(), duration.to_string()),
                     ("RecordingChannels".into(), "1".into()),
@@ -933,14 +948,17 @@ fn step_of(verb: &Verb) -> Step {
         Verb::Say(s) => Step::Wait {
             verb: "Say",
             secs: prompt_secs(&Prompt::Say(s.clone())),
+            text: Some(s.text.clone()),
         },
         Verb::Play(p) => Step::Wait {
             verb: "Play",
             secs: prompt_secs(&Prompt::Play(p.clone())),
+            text: None,
         },
         Verb::Pause(p) => Step::Wait {
             verb: "Pause",
             secs: f64::from(p.length.unwrap_or(1)),
+            text: None,
         },
         Verb::Gather(g) => Step::Gather {
             prompt_secs: g.prompts.iter().map(prompt_secs).sum(),
@@ -957,7 +975,7 @@ fn step_of(verb: &Verb) -> Step {
             });
             match conference {
                 Some(c) => Step::Conference {
-                    spec: ConferenceStep {
+                    spec: Box::new(ConferenceStep {
                         name: c.name.clone(),
                         start_on_enter: c.start_conference_on_enter.unwrap_or(true),
                         end_on_exit: c.end_conference_on_exit.unwrap_or(false),
@@ -969,7 +987,21 @@ fn step_of(verb: &Verb) -> Step {
                             .iter()
                             .map(|e| e.as_str().to_string())
                             .collect(),
-                    },
+                        record: (c.record == Some(ConferenceRecord::RecordFromStart)).then(|| {
+                            RecordingSpec {
+                                callback: c
+                                    .recording_status_callback
+                                    .clone()
+                                    .filter(|s| !s.is_empty()),
+                                method: method_of(c.recording_status_callback_method),
+                                events: c
+                                    .recording_status_callback_event
+                                    .iter()
+                                    .map(|e| e.as_str().to_string())
+                                    .collect(),
+                            }
+                        }),
+                    }),
                     action,
                 },
                 None => Step::DialOther { action },

@@ -1,15 +1,19 @@
 //! Simulated conferences: start when a participant with `startConferenceOnEnter` joins,
 //! end when one with `endConferenceOnExit` leaves (or the last one does), and report
-//! start / end / join / leave to the conference's status callback.
+//! start / end / join / leave to the conference's status callback. A conference joined
+//! with `record="record-from-start"` is recorded from its start to its end, and the
+//! recording reported to the `recordingStatusCallback` when the conference ends.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::callbacks::{Callback, Sender};
 use super::journal::Event;
-use super::{Shared, new_sid};
+use super::{Recording, Shared, new_sid};
 
 /// What a participant's call hears from its conference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +35,34 @@ pub struct JoinSpec {
     pub status_callback_method: String,
     /// TwiML names: start end join leave mute hold …
     pub status_callback_events: HashSet<String>,
+    /// `record="record-from-start"`, and where the recording is reported.
+    pub record: Option<RecordingSpec>,
+}
+
+/// A `<Conference record="record-from-start">`'s recording callback settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingSpec {
+    pub callback: Option<String>,
+    pub method: String,
+    /// in-progress completed absent; empty means Twilio's default, `completed`.
+    pub events: HashSet<String>,
+}
+
+impl RecordingSpec {
+    fn wants(&self, status: &str) -> bool {
+        if self.events.is_empty() {
+            status == "completed"
+        } else {
+            self.events.contains(status)
+        }
+    }
+}
+
+/// The recording of a conference that is running.
+struct Rolling {
+    sid: String,
+    started: Instant,
+    started_at: DateTime<Utc>,
 }
 
 struct Member {
@@ -44,6 +76,9 @@ struct Conf {
     started: bool,
     members: Vec<Member>,
     callback: Option<(String, String, HashSet<String>)>,
+    /// Recording settings, from the first participant who asked for a recording.
+    record: Option<RecordingSpec>,
+    recording: Option<Rolling>,
     sequence: u32,
     sender: Sender,
 }
@@ -80,6 +115,8 @@ impl Conferences {
                 started: false,
                 members: Vec::new(),
                 callback: None,
+                record: None,
+                recording: None,
                 sequence: 0,
                 sender: Sender::spawn(shared.clone()),
             })
@@ -109,6 +146,9 @@ impl Conferences {
                 spec.status_callback_events.clone(),
             ));
         }
+        if conf.record.is_none() {
+            conf.record = spec.record.clone();
+        }
         shared.journal.record(Event::ConferenceJoin {
             conference: name.to_string(),
             call_sid: spec.call_sid.clone(),
@@ -137,6 +177,7 @@ impl Conferences {
                 conference_sid: conf.sid.clone(),
             });
             notify(shared, name, conf, "conference-start", "start", None);
+            start_recording(shared, name, conf);
         }
         if conf.started {
             for m in &conf.members {
@@ -292,6 +333,106 @@ fn end_locked(shared: &Arc<Shared>, map: &mut HashMap<String, Conf>, name: &str)
         conference_sid: conf.sid.clone(),
     });
     notify(shared, name, &mut conf, "conference-end", "end", None);
+    end_recording(shared, name, &mut conf);
+}
+
+/// The conference started: a `record-from-start` conference's recording starts with it.
+fn start_recording(shared: &Arc<Shared>, name: &str, conf: &mut Conf) {
+    let Some(spec) = conf.record.clone() else {
+        return;
+    };
+    let rolling = Rolling {
+        sid: new_sid("RE"),
+        started: Instant::now(),
+        started_at: Utc::now(),
+    };
+    shared.journal.record(Event::RecordingStart {
+        conference: name.to_string(),
+        conference_sid: conf.sid.clone(),
+        recording_sid: rolling.sid.clone(),
+    });
+    if spec.wants("in-progress") {
+        let params = recording_params(shared, conf, &rolling, "in-progress", None);
+        send_recording(conf, &spec, params);
+    }
+    conf.recording = Some(rolling);
+}
+
+/// The conference ended: its recording is complete (`absent` when it rounds to no second
+/// at all: Twilio keeps no recording that short), and reported if the callback asked.
+fn end_recording(shared: &Arc<Shared>, name: &str, conf: &mut Conf) {
+    let (Some(spec), Some(rolling)) = (conf.record.clone(), conf.recording.take()) else {
+        return;
+    };
+    let duration = (rolling.started.elapsed().as_secs_f64() * shared.config.speed).round() as u32;
+    let status = if duration == 0 { "absent" } else { "completed" };
+    shared.store_recording(Recording {
+        sid: rolling.sid.clone(),
+        call_sid: None,
+        conference_sid: Some(conf.sid.clone()),
+        status: status.to_string(),
+        start_time: rolling.started_at,
+        duration_secs: duration,
+        source: "Conference",
+    });
+    shared.journal.record(Event::RecordingEnd {
+        conference: name.to_string(),
+        conference_sid: conf.sid.clone(),
+        recording_sid: rolling.sid.clone(),
+        status: status.to_string(),
+        duration_secs: duration,
+    });
+    if spec.wants(status) {
+        let params = recording_params(shared, conf, &rolling, status, Some(duration));
+        send_recording(conf, &spec, params);
+    }
+}
+
+/// A conference recording callback's parameters: no `CallSid` (the recording is the
+/// conference's), the file's URL and length only once it is complete.
+fn recording_params(
+    shared: &Shared,
+    conf: &Conf,
+    rolling: &Rolling,
+    status: &str,
+    duration: Option<u32>,
+) -> Vec<(String, String)> {
+    let mut params = vec![
+        ("AccountSid".to_string(), shared.config.account_sid.clone()),
+        ("ConferenceSid".to_string(), conf.sid.clone()),
+        ("RecordingSid".to_string(), rolling.sid.clone()),
+        ("RecordingStatus".to_string(), status.to_string()),
+        ("RecordingChannels".to_string(), "1".to_string()),
+        ("RecordingSource".to_string(), "Conference".to_string()),
+        (
+            "RecordingStartTime".to_string(),
+            rolling.started_at.to_rfc2822(),
+        ),
+    ];
+    match (status, duration) {
+        ("completed", Some(secs)) => {
+            params.push(("RecordingUrl".into(), shared.recording_url(&rolling.sid)));
+            params.push(("RecordingDuration".into(), secs.to_string()));
+        }
+        // Too short to keep (Twilio's error 16101).
+        ("absent", _) => params.push(("ErrorCode".into(), "16101".into())),
+        _ => {}
+    }
+    params
+}
+
+fn send_recording(conf: &Conf, spec: &RecordingSpec, params: Vec<(String, String)>) {
+    let Some(url) = spec.callback.clone() else {
+        return;
+    };
+    // On the conference's own queue: after its end event, in order.
+    conf.sender.send(Callback {
+        call_sid: String::new(),
+        kind: "recording",
+        url,
+        method: spec.method.clone(),
+        params,
+    });
 }
 
 /// Sends a conference event to the conference's status callback if it asked for it.

@@ -48,7 +48,13 @@ pub enum Event {
         error: Option<String>,
     },
     /// A verb started on the call.
-    Verb { call_sid: String, verb: String },
+    Verb {
+        call_sid: String,
+        verb: String,
+        /// What a `<Say>` said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
     /// Digits the party pressed.
     Digits { call_sid: String, digits: String },
     ConferenceStart {
@@ -68,6 +74,21 @@ pub enum Event {
     ConferenceLeave {
         conference: String,
         call_sid: String,
+    },
+    /// A conference with `record="record-from-start"` started, and its recording with it.
+    RecordingStart {
+        conference: String,
+        conference_sid: String,
+        recording_sid: String,
+    },
+    /// The recorded conference ended: the recording is `completed` (or `absent`, when
+    /// nothing is left of it), `duration_secs` long in simulated time.
+    RecordingEnd {
+        conference: String,
+        conference_sid: String,
+        recording_sid: String,
+        status: String,
+        duration_secs: u32,
     },
     /// A callback was delivered (or failed).
     Callback {

@@ -156,6 +156,10 @@ pub struct Shared {
     pub http: reqwest::Client,
     pub calls: Mutex<HashMap<String, call::Handle>>,
     pub conferences: conference::Conferences,
+    /// Finished recordings by SID (`GET …/Recordings/{sid}.json`).
+    pub recordings: Mutex<HashMap<String, Recording>>,
+    /// This simulator's own base URL, for the URLs it hands out (recordings).
+    pub base_url: String,
     calls_per_number: Mutex<HashMap<String, u64>>,
     next_slot: Mutex<Instant>,
     pub in_flight: AtomicUsize,
@@ -193,6 +197,36 @@ impl Shared {
     fn call_ended(&self) {
         self.live.fetch_sub(1, Ordering::SeqCst);
     }
+
+    /// Where a recording's resource is, as its callbacks and the REST API give it.
+    pub fn recording_url(&self, sid: &str) -> String {
+        format!(
+            "{}/2010-04-01/Accounts/{}/Recordings/{sid}",
+            self.base_url, self.config.account_sid
+        )
+    }
+
+    /// Keeps a finished recording for the REST API.
+    pub fn store_recording(&self, r: Recording) {
+        self.recordings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(r.sid.clone(), r);
+    }
+}
+
+/// A finished recording, of a call (`Record=true`) or of a conference.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub sid: String,
+    pub call_sid: Option<String>,
+    pub conference_sid: Option<String>,
+    /// `completed` or `absent`.
+    pub status: String,
+    pub start_time: chrono::DateTime<chrono::Utc>,
+    pub duration_secs: u32,
+    /// `Conference` or `OutboundAPI`.
+    pub source: &'static str,
 }
 
 /// `prefix` + 32 random hex digits, as Twilio SIDs look.
@@ -243,6 +277,8 @@ impl Simulator {
             http,
             calls: Mutex::new(HashMap::new()),
             conferences: conference::Conferences::default(),
+            recordings: Mutex::new(HashMap::new()),
+            base_url: format!("http://{addr}"),
             calls_per_number: Mutex::new(HashMap::new()),
             next_slot: Mutex::new(Instant::now()),
             in_flight: AtomicUsize::new(0),

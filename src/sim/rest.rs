@@ -45,6 +45,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/2010-04-01/Accounts/{account}/Conferences/{file}",
             post(update_conference),
         )
+        .route(
+            "/2010-04-01/Accounts/{account}/Recordings/{file}",
+            get(fetch_recording),
+        )
         .layer(middleware::from_fn_with_state(shared.clone(), guard));
     Router::new()
         .route("/sim/journal", get(journal))
@@ -421,6 +425,43 @@ async fn fetch_call(
         Some(h) => axum::Json(call_json(&shared, &h)).into_response(),
         None => not_found(&format!("/Calls/{file}")).into_response(),
     }
+}
+
+/// `GET /Recordings/{sid}[.json]`: a finished recording's resource (the simulator keeps no
+/// audio, so the JSON answers both forms).
+async fn fetch_recording(
+    State(shared): State<Arc<Shared>>,
+    Path((_a, file)): Path<(String, String)>,
+) -> Response {
+    let found = shared
+        .recordings
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(strip_json(&file))
+        .cloned();
+    let Some(r) = found else {
+        return not_found(&format!("/Recordings/{file}")).into_response();
+    };
+    axum::Json(json!({
+        "sid": r.sid,
+        "account_sid": shared.config.account_sid,
+        "api_version": "2010-04-01",
+        "call_sid": r.call_sid,
+        "conference_sid": r.conference_sid,
+        "date_created": r.start_time.to_rfc2822(),
+        "date_updated": r.start_time.to_rfc2822(),
+        "start_time": r.start_time.to_rfc2822(),
+        "duration": r.duration_secs.to_string(),
+        "status": r.status,
+        "channels": 1,
+        "source": r.source,
+        "error_code": (r.status == "absent").then_some(16101),
+        "price": null,
+        "price_unit": "USD",
+        "uri": format!("/2010-04-01/Accounts/{}/Recordings/{}.json", shared.config.account_sid, r.sid),
+        "media_url": shared.recording_url(&r.sid),
+    }))
+    .into_response()
 }
 
 async fn update_call(

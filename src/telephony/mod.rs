@@ -201,6 +201,17 @@ carrier_enum! {
     }
 }
 
+carrier_enum! {
+    /// A recording's state in a recording status callback (`RecordingStatus`). `failed` is
+    /// sent when an encrypted recording could not be stored.
+    RecordingStatus {
+        InProgress = "in-progress",
+        Completed = "completed",
+        Absent = "absent",
+        Failed = "failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use super::signature;
 use super::twiml::{
     Conference, ConferenceBeep, ConferenceCallbackEvent as Ev, ConferenceRecord, Dial, DialRecord,
-    Gather, GatherInput, Method, Pause, Play, Redirect, Reject, RejectReason, Say, VoiceResponse,
+    Gather, GatherInput, Method, Pause, Play, RecordingCallbackEvent, Redirect, Reject,
+    RejectReason, Say, VoiceResponse,
 };
 
 const TWIML: &str = include_str!("../../tests/data/twiml_reference.json");
@@ -129,6 +130,15 @@ fn rust_twiml(name: &str) -> Option<VoiceResponse> {
                         Ev::Announcement,
                     ])
                     .status_callback_method(Method::Post)
+                    .recording_status_callback(
+                        "https://dialer.example.com/twilio/calls/42/recording?a=1&b=2",
+                    )
+                    .recording_status_callback_method(Method::Post)
+                    .recording_status_callback_event([
+                        RecordingCallbackEvent::InProgress,
+                        RecordingCallbackEvent::Completed,
+                        RecordingCallbackEvent::Absent,
+                    ])
                     .participant_label(format!("lead {NON_ASCII}")),
             ),
         ),

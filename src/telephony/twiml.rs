@@ -160,6 +160,19 @@ twiml_enum! {
 }
 
 twiml_enum! {
+    /// A recording event a `recordingStatusCallbackEvent` subscribes to (Twilio's default,
+    /// without the attribute, is `completed` alone).
+    RecordingCallbackEvent, "in-progress, completed or absent" {
+        /// The recording started.
+        InProgress = "in-progress",
+        /// The recording's file is ready at its URL.
+        Completed = "completed",
+        /// No recording was kept (too short, or silent).
+        Absent = "absent",
+    }
+}
+
+twiml_enum! {
     /// An event a `<Conference statusCallbackEvent>` subscribes to (the callbacks themselves
     /// arrive as [`super::ConferenceEvent`], e.g. `participant-join` for `join`).
     ConferenceCallbackEvent, "start, end, join, leave, mute, hold, modify, speaker or announcement" {
@@ -320,6 +333,12 @@ pub struct Conference {
     pub status_callback_event: Vec<ConferenceCallbackEvent>,
     /// `statusCallbackMethod` for `statusCallback`.
     pub status_callback_method: Option<Method>,
+    /// `recordingStatusCallback`: where the recording's events are sent.
+    pub recording_status_callback: Option<String>,
+    /// `recordingStatusCallbackMethod` for `recordingStatusCallback`.
+    pub recording_status_callback_method: Option<Method>,
+    /// `recordingStatusCallbackEvent`, written space-separated; empty means absent.
+    pub recording_status_callback_event: Vec<RecordingCallbackEvent>,
     /// `participantLabel`: a name for this participant in the conference API.
     pub participant_label: Option<String>,
 }
@@ -640,6 +659,9 @@ impl Conference {
             status_callback: None,
             status_callback_event: Vec::new(),
             status_callback_method: None,
+            recording_status_callback: None,
+            recording_status_callback_method: None,
+            recording_status_callback_event: Vec::new(),
             participant_label: None,
         }
     }
@@ -651,6 +673,16 @@ impl Conference {
         events: impl IntoIterator<Item = ConferenceCallbackEvent>,
     ) -> Self {
         self.status_callback_event = events.into_iter().collect();
+        self
+    }
+
+    /// Sets `recordingStatusCallbackEvent` (replacing any earlier list).
+    #[must_use]
+    pub fn recording_status_callback_event(
+        mut self,
+        events: impl IntoIterator<Item = RecordingCallbackEvent>,
+    ) -> Self {
+        self.recording_status_callback_event = events.into_iter().collect();
         self
     }
 }
@@ -676,6 +708,10 @@ setters!(Conference {
     status_callback: String,
     /// Sets `statusCallbackMethod`.
     status_callback_method: Method,
+    /// Sets `recordingStatusCallback`.
+    recording_status_callback: String,
+    /// Sets `recordingStatusCallbackMethod`.
+    recording_status_callback_method: Method,
     /// Sets `participantLabel`.
     participant_label: String,
 });
@@ -860,15 +896,13 @@ fn write_pause(out: &mut String, pause: &Pause) {
 fn write_target(out: &mut String, target: &DialTarget) {
     match target {
         DialTarget::Conference(c) => {
-            let events = (!c.status_callback_event.is_empty()).then(|| {
-                // Twilio wants the events space-separated (the Python library would write a
-                // list's repr, so callers there pass the joined string).
-                c.status_callback_event
-                    .iter()
-                    .map(|e| e.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            });
+            // Twilio wants event lists space-separated (the Python library would write a
+            // list's repr, so callers there pass the joined string).
+            let events = space_separated(&c.status_callback_event, ConferenceCallbackEvent::as_str);
+            let recording_events = space_separated(
+                &c.recording_status_callback_event,
+                RecordingCallbackEvent::as_str,
+            );
             let attrs = Attrs::default()
                 .opt("startConferenceOnEnter", &c.start_conference_on_enter)
                 .opt("endConferenceOnExit", &c.end_conference_on_exit)
@@ -881,6 +915,12 @@ fn write_target(out: &mut String, target: &DialTarget) {
                 .opt("statusCallback", &c.status_callback)
                 .opt("statusCallbackEvent", &events)
                 .opt("statusCallbackMethod", &c.status_callback_method)
+                .opt("recordingStatusCallback", &c.recording_status_callback)
+                .opt(
+                    "recordingStatusCallbackMethod",
+                    &c.recording_status_callback_method,
+                )
+                .opt("recordingStatusCallbackEvent", &recording_events)
                 .opt("participantLabel", &c.participant_label);
             write_leaf(out, "Conference", attrs, &c.name);
         }
@@ -888,6 +928,11 @@ fn write_target(out: &mut String, target: &DialTarget) {
         DialTarget::Client(c) => write_leaf(out, "Client", Attrs::default(), c),
         DialTarget::Sip(s) => write_leaf(out, "Sip", Attrs::default(), s),
     }
+}
+
+/// A list attribute's value: the words joined by spaces; `None` (no attribute) when empty.
+fn space_separated<T: Copy>(items: &[T], word: fn(T) -> &'static str) -> Option<String> {
+    (!items.is_empty()).then(|| items.iter().map(|i| word(*i)).collect::<Vec<_>>().join(" "))
 }
 
 /// `<name attrs` with the attributes sorted by name, as the Python library sorts them.
@@ -1142,23 +1187,22 @@ fn parse_target(node: Node) -> Result<DialTarget, TwimlError> {
                     "statusCallback",
                     "statusCallbackEvent",
                     "statusCallbackMethod",
+                    "recordingStatusCallback",
+                    "recordingStatusCallbackMethod",
+                    "recordingStatusCallbackEvent",
                     "participantLabel",
                 ],
             )?;
-            let mut status_callback_event = Vec::new();
-            if let Some(list) = node.attribute("statusCallbackEvent") {
-                for word in list.split_ascii_whitespace() {
-                    let event = ConferenceCallbackEvent::parse(word).ok_or_else(|| {
-                        invalid(
-                            node,
-                            "statusCallbackEvent",
-                            list,
-                            "space-separated start, end, join, leave, mute, hold, modify, speaker or announcement",
-                        )
-                    })?;
-                    status_callback_event.push(event);
-                }
-            }
+            let status_callback_event = attr_list(
+                node,
+                "statusCallbackEvent",
+                "space-separated start, end, join, leave, mute, hold, modify, speaker or announcement",
+            )?;
+            let recording_status_callback_event = attr_list(
+                node,
+                "recordingStatusCallbackEvent",
+                "space-separated in-progress, completed or absent",
+            )?;
             DialTarget::Conference(Conference {
                 name: leaf_text(node)?,
                 start_conference_on_enter: attr(node, "startConferenceOnEnter")?,
@@ -1172,6 +1216,9 @@ fn parse_target(node: Node) -> Result<DialTarget, TwimlError> {
                 status_callback: attr(node, "statusCallback")?,
                 status_callback_event,
                 status_callback_method: attr(node, "statusCallbackMethod")?,
+                recording_status_callback: attr(node, "recordingStatusCallback")?,
+                recording_status_callback_method: attr(node, "recordingStatusCallbackMethod")?,
+                recording_status_callback_event,
                 participant_label: attr(node, "participantLabel")?,
             })
         }
@@ -1237,6 +1284,20 @@ fn attr<T: AttrValue>(node: Node, name: &str) -> Result<Option<T>, TwimlError> {
     node.attribute(name)
         .map(|value| T::from_attr(value).ok_or_else(|| invalid(node, name, value, T::EXPECTED)))
         .transpose()
+}
+
+/// A space-separated list attribute (`statusCallbackEvent="start end"`); absent is empty.
+fn attr_list<T: AttrValue>(
+    node: Node,
+    name: &str,
+    expected: &'static str,
+) -> Result<Vec<T>, TwimlError> {
+    let Some(list) = node.attribute(name) else {
+        return Ok(Vec::new());
+    };
+    list.split_ascii_whitespace()
+        .map(|word| T::from_attr(word).ok_or_else(|| invalid(node, name, list, expected)))
+        .collect()
 }
 
 /// The text of an element that holds only text (comments are skipped, child elements are
@@ -1368,6 +1429,14 @@ mod tests {
                 "<Response><Dial><Conference statusCallbackEvent=\"start bogus\">r</Conference></Dial></Response>",
                 "statusCallbackEvent",
             ),
+            (
+                "<Response><Dial><Conference recordingStatusCallbackEvent=\"completed failed\">r</Conference></Dial></Response>",
+                "recordingStatusCallbackEvent",
+            ),
+            (
+                "<Response><Dial><Conference record=\"true\">r</Conference></Dial></Response>",
+                "record",
+            ),
         ] {
             let err = parse_err(xml);
             assert!(
@@ -1433,12 +1502,49 @@ mod tests {
     }
 
     #[test]
+    fn conference_recording_attributes_are_written_sorted_and_read_back() {
+        let r = VoiceResponse::new().dial(
+            Dial::new().conference(
+                Conference::new("call-7")
+                    .record(ConferenceRecord::RecordFromStart)
+                    .recording_status_callback(
+                        "https://d.example.com/twilio/calls/7/recording?a=1&b=2",
+                    )
+                    .recording_status_callback_method(Method::Post)
+                    .recording_status_callback_event([
+                        RecordingCallbackEvent::Completed,
+                        RecordingCallbackEvent::Absent,
+                    ]),
+            ),
+        );
+        let xml = r.to_xml();
+        assert!(
+            xml.contains(
+                "<Conference record=\"record-from-start\" \
+                 recordingStatusCallback=\"https://d.example.com/twilio/calls/7/recording?a=1&amp;b=2\" \
+                 recordingStatusCallbackEvent=\"completed absent\" \
+                 recordingStatusCallbackMethod=\"POST\">call-7</Conference>"
+            ),
+            "{xml}"
+        );
+        assert_eq!(VoiceResponse::parse(&xml).unwrap(), r);
+        // Without them, none is written: an empty event list is no attribute at all.
+        let plain = VoiceResponse::new()
+            .dial(Dial::new().conference(Conference::new("call-7")))
+            .to_xml();
+        assert!(!plain.contains("record"), "{plain}");
+    }
+
+    #[test]
     fn enums_parse_every_value_they_write() {
         for m in Method::ALL {
             assert_eq!(Method::parse(m.as_str()), Some(*m));
         }
         for e in ConferenceCallbackEvent::ALL {
             assert_eq!(ConferenceCallbackEvent::parse(e.as_str()), Some(*e));
+        }
+        for e in RecordingCallbackEvent::ALL {
+            assert_eq!(RecordingCallbackEvent::parse(e.as_str()), Some(*e));
         }
         assert_eq!(
             ConferenceBeep::parse("onExit"),
@@ -1543,10 +1649,16 @@ mod tests {
                 opt(pick(Method::ALL)),
                 opt(text()),
             ),
+            (
+                opt(text()),
+                opt(pick(Method::ALL)),
+                prop::collection::vec(pick(RecordingCallbackEvent::ALL), 0..4),
+            ),
         )
             .prop_map(
-                |((name, start, end, wait_url, wait_method, beep, muted), rest)| {
+                |((name, start, end, wait_url, wait_method, beep, muted), rest, recording)| {
                     let (max, record, status_callback, events, scb_method, label) = rest;
+                    let (rec_callback, rec_method, rec_events) = recording;
                     Conference {
                         name,
                         start_conference_on_enter: start,
@@ -1560,6 +1672,9 @@ mod tests {
                         status_callback,
                         status_callback_event: events,
                         status_callback_method: scb_method,
+                        recording_status_callback: rec_callback,
+                        recording_status_callback_method: rec_method,
+                        recording_status_callback_event: rec_events,
                         participant_label: label,
                     }
                 },

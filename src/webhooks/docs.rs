@@ -3,8 +3,10 @@
 //! names, campaign messages) is only ever text inside it, escaped by the builder.
 
 use crate::call::CallId;
+use crate::campaign::RecordingPolicy;
 use crate::telephony::twiml::{
-    Conference, ConferenceBeep, ConferenceCallbackEvent, Dial, Gather, Play, Say, VoiceResponse,
+    Conference, ConferenceBeep, ConferenceCallbackEvent, ConferenceRecord, Dial, Gather, Method,
+    Play, RecordingCallbackEvent, Say, VoiceResponse,
 };
 
 /// The conference's events the daemon follows.
@@ -20,21 +22,59 @@ pub fn url(base: &str, id: CallId, tail: &str) -> String {
     format!("{}/twilio/calls/{id}/{tail}", base.trim_end_matches('/'))
 }
 
-fn conference(id: CallId, base: &str, start_on_enter: bool) -> Conference {
-    Conference::new(id.conference_name())
+/// The recording events the daemon follows: the file is ready, or there is none.
+const RECORDING_EVENTS: [RecordingCallbackEvent; 2] = [
+    RecordingCallbackEvent::Completed,
+    RecordingCallbackEvent::Absent,
+];
+
+/// The attempt's conference as one leg joins it. Both legs carry the same recording
+/// attributes, so the conference is set up alike whichever leg's TwiML the carrier takes
+/// them from; without recording there are none at all.
+fn conference(
+    id: CallId,
+    base: &str,
+    start_on_enter: bool,
+    recording: &RecordingPolicy,
+) -> Conference {
+    let c = Conference::new(id.conference_name())
         .start_conference_on_enter(start_on_enter)
         .end_conference_on_exit(true)
         .beep(ConferenceBeep::Never)
         // Silence rather than hold music: the lead just said hello.
         .wait_url(String::new())
         .status_callback(url(base, id, "conference"))
-        .status_callback_event(CONFERENCE_EVENTS)
+        .status_callback_event(CONFERENCE_EVENTS);
+    if !recording.enabled {
+        return c;
+    }
+    // `record-from-start` records from the conference's start, which is the agent's
+    // entry (the lead waits with startConferenceOnEnter=false): the bridge is recorded,
+    // the hold is not.
+    c.record(ConferenceRecord::RecordFromStart)
+        .recording_status_callback(url(base, id, "recording"))
+        .recording_status_callback_method(Method::Post)
+        .recording_status_callback_event(RECORDING_EVENTS)
 }
 
 /// The lead waits, in silence, in the attempt's conference; it starts when the agent
 /// joins, and ends when either leaves.
-pub fn lead_hold(id: CallId, base: &str) -> VoiceResponse {
-    VoiceResponse::new().dial(Dial::new().conference(conference(id, base, false)))
+///
+/// A recorded campaign's consent notice is said here, first, before the `<Dial>`: the
+/// lead leg's own TwiML is the one place only the person hears, and a `<Say>` runs to its
+/// end before the next verb, so the person has heard the whole notice before they can be
+/// in the conference — before anything they say can be on the recording, even when the
+/// agent has already started it. The alternatives fail that: a `<Say>` in the agent's join
+/// TwiML reaches only the agent; as the conference's hold message (`waitUrl`) it is cut
+/// off the moment the agent's entry starts the conference; an announcement into the
+/// conference plays once the recording runs, and is on it. The cost: the person hears it
+/// right after hello, also when no agent then comes (a call that *may* be recorded).
+pub fn lead_hold(id: CallId, base: &str, recording: &RecordingPolicy) -> VoiceResponse {
+    let r = match (&recording.consent_message, recording.enabled) {
+        (Some(notice), true) => VoiceResponse::new().say(Say::new(notice.as_str())),
+        _ => VoiceResponse::new(),
+    };
+    r.dial(Dial::new().conference(conference(id, base, false, recording)))
 }
 
 /// The campaign's voicemail message (its audio if it has one), then hang up.
@@ -74,9 +114,10 @@ pub fn agent_whisper(
     )
 }
 
-/// The agent accepted: join the lead's conference, which starts now.
-pub fn agent_join(id: CallId, base: &str) -> VoiceResponse {
-    VoiceResponse::new().dial(Dial::new().conference(conference(id, base, true)))
+/// The agent accepted: join the lead's conference, which starts now (and with it the
+/// recording, when the campaign records).
+pub fn agent_join(id: CallId, base: &str, recording: &RecordingPolicy) -> VoiceResponse {
+    VoiceResponse::new().dial(Dial::new().conference(conference(id, base, true, recording)))
 }
 
 /// Nobody could take the person's call: who called and how to call back (the campaign's
@@ -165,19 +206,80 @@ mod tests {
         assert_eq!(VoiceResponse::parse(&xml).unwrap(), doc);
     }
 
+    fn recorded(notice: Option<&str>) -> RecordingPolicy {
+        RecordingPolicy {
+            enabled: true,
+            consent_message: notice.map(str::to_string),
+        }
+    }
+
     #[test]
     fn lead_waits_without_starting_the_conference_and_agent_starts_it() {
-        let hold = lead_hold(CallId(9), "https://d.example.com/").to_xml();
+        let off = RecordingPolicy::default();
+        let hold = lead_hold(CallId(9), "https://d.example.com/", &off).to_xml();
         assert!(hold.contains(r#"startConferenceOnEnter="false""#));
         assert!(
             hold.contains(r#"statusCallback="https://d.example.com/twilio/calls/9/conference""#),
             "{hold}"
         );
-        let join = agent_join(CallId(9), "https://d.example.com").to_xml();
+        let join = agent_join(CallId(9), "https://d.example.com", &off).to_xml();
         assert!(
             join.contains(r#"startConferenceOnEnter="true""#)
                 && join.contains(r#"endConferenceOnExit="true""#)
         );
+        // Not recorded: no recording attribute on either leg, no notice.
+        for xml in [&hold, &join] {
+            assert!(!xml.contains("record"), "{xml}");
+            assert!(!xml.contains("<Say"), "{xml}");
+        }
+    }
+
+    #[test]
+    fn a_recorded_conference_records_from_its_start_and_reports_to_the_recording_url() {
+        let rec = recorded(None);
+        for doc in [
+            lead_hold(CallId(9), "https://d.example.com", &rec),
+            agent_join(CallId(9), "https://d.example.com", &rec),
+        ] {
+            let xml = doc.to_xml();
+            assert!(xml.contains(r#"record="record-from-start""#), "{xml}");
+            assert!(
+                xml.contains(
+                    r#"recordingStatusCallback="https://d.example.com/twilio/calls/9/recording""#
+                ),
+                "{xml}"
+            );
+            assert!(
+                xml.contains(r#"recordingStatusCallbackEvent="completed absent""#),
+                "{xml}"
+            );
+            assert!(
+                xml.contains(r#"recordingStatusCallbackMethod="POST""#),
+                "{xml}"
+            );
+            assert!(!xml.contains("<Say"), "no notice configured: {xml}");
+            assert_eq!(VoiceResponse::parse(&xml).unwrap(), doc);
+        }
+    }
+
+    #[test]
+    fn the_consent_notice_is_said_to_the_person_before_they_enter_the_conference() {
+        let rec = recorded(Some("This call is recorded & kept <90 days>."));
+        let lead = lead_hold(CallId(9), "https://d.example.com", &rec).to_xml();
+        let say = lead
+            .find("<Say>This call is recorded &amp; kept &lt;90 days&gt;.</Say>")
+            .expect("the notice, escaped");
+        assert!(say < lead.find("<Dial>").unwrap(), "{lead}");
+        // The agent does not hear it; their entry starts the recording.
+        let agent = agent_join(CallId(9), "https://d.example.com", &rec).to_xml();
+        assert!(!agent.contains("<Say"), "{agent}");
+        // A notice left over on a campaign that does not record is never said.
+        let off = RecordingPolicy {
+            enabled: false,
+            consent_message: Some("This call is recorded.".into()),
+        };
+        let lead = lead_hold(CallId(9), "https://d.example.com", &off).to_xml();
+        assert!(!lead.contains("<Say") && !lead.contains("record"), "{lead}");
     }
 
     #[test]

@@ -11,10 +11,11 @@ use chrono::{DateTime, Utc};
 
 use super::TwilioParams;
 use super::docs;
-use crate::call::{self, Applied, CallId, StatusUpdate};
+use crate::call::{self, Applied, CallId, RecordingUpdate, StatusUpdate};
+use crate::campaign;
 use crate::startup::AppState;
 use crate::telephony::twiml::VoiceResponse;
-use crate::telephony::{AnsweredBy, CallSid, CallStatus};
+use crate::telephony::{AnsweredBy, CallSid, CallStatus, RecordingStatus};
 
 /// The carrier's `Timestamp` (RFC 2822), or now.
 fn timestamp(p: &TwilioParams) -> DateTime<Utc> {
@@ -143,41 +144,73 @@ pub async fn conference(
     observe("conference", started, outcome)
 }
 
-/// Recording status callbacks; a completed recording is recorded on the call.
+/// Recording status callbacks of the attempt's conference: `completed` puts the
+/// recording's SID, URL and duration on the call; `absent` / `failed` (nothing kept) are
+/// stored as events and logged. Stored once per recording and status; a repeat writes the
+/// same values again, so it changes nothing.
 pub async fn recording(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Extension(p): Extension<TwilioParams>,
 ) -> Response {
     let started = Instant::now();
-    let (Some(rec), Some(rstatus)) = (p.get("RecordingSid"), p.get("RecordingStatus")) else {
-        return bad_request("RecordingSid and RecordingStatus");
+    let update = match RecordingUpdate::parse(|name| p.get(name)) {
+        Ok(u) => u,
+        Err(e) => return bad_request(e.0),
     };
-    let key = format!("{rec}:{rstatus}");
     let mut outcome = call::repo::record_event(
         &state.webhook_db,
         CallId(id),
-        p.get("CallSid"),
+        update.call_sid.as_deref(),
         "recording",
-        &key,
+        &update.event_key(),
         None,
         &p.to_json(),
     )
     .await;
-    if matches!(outcome, Ok(Applied::Applied)) && rstatus == "completed" {
-        let done = call::repo::set_recording(
-            &state.webhook_db,
-            CallId(id),
-            rec,
-            p.get("RecordingUrl"),
-            p.get_i32("RecordingDuration"),
-        )
-        .await;
-        if let Err(e) = done {
-            outcome = Err(e);
-        }
+    let fresh = matches!(outcome, Ok(Applied::Applied));
+    if fresh {
+        metrics::counter!("dialer_recordings_total", "status" => update.status.as_str().to_string())
+            .increment(1);
+    }
+    // A repeat is applied again (writing the same values changes nothing), so a callback
+    // stored on its first delivery but not applied (the database failed in between, the
+    // carrier retried) still lands on the call.
+    if matches!(outcome, Ok(Applied::Applied | Applied::Duplicate))
+        && let Err(e) = apply_recording(&state, CallId(id), &update, fresh).await
+    {
+        outcome = Err(e);
     }
     observe("recording", started, outcome)
+}
+
+async fn apply_recording(
+    state: &AppState,
+    id: CallId,
+    u: &RecordingUpdate,
+    fresh: bool,
+) -> Result<(), sqlx::Error> {
+    match &u.status {
+        RecordingStatus::Completed => {
+            let stored = call::repo::set_recording(
+                &state.webhook_db,
+                id,
+                &u.sid,
+                u.url.as_deref(),
+                u.duration_secs,
+            )
+            .await?;
+            if !stored && fresh {
+                tracing::warn!(call = %id, recording = %u.sid, "the call already has another recording; this one is kept only as an event");
+            }
+        }
+        RecordingStatus::Absent | RecordingStatus::Failed if fresh => {
+            tracing::warn!(call = %id, recording = %u.sid, status = %u.status, error_code = ?u.error_code,
+                "the carrier kept no recording of the bridged call");
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Status callbacks of an agent's leg, kept with the attempt it served. A final one ends
@@ -244,8 +277,13 @@ pub async fn voice(
         }
         Ok(_) => {}
     }
+    let recording = match campaign::repo::recording_for_call(&state.webhook_db, id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return observe("voice", started, Ok(Applied::UnknownCall)),
+        Err(e) => return observe("voice", started, Err(e)),
+    };
     let base = &state.settings.http.public_url;
-    let r = docs::lead_hold(id, base);
+    let r = docs::lead_hold(id, base, &recording);
     metrics::histogram!("dialer_webhook_duration_seconds", "kind" => "voice")
         .record(started.elapsed().as_secs_f64());
     twiml_response(&r)
@@ -367,7 +405,12 @@ pub async fn agent_accept(
     let base = &state.settings.http.public_url;
     let r = if digits == "1" {
         match crate::engine::transfer::accept(&state, offer).await {
-            Ok(crate::engine::transfer::Accepted::Join) => docs::agent_join(id, base),
+            Ok(crate::engine::transfer::Accepted::Join) => {
+                match campaign::repo::recording_for_call(&state.webhook_db, id).await {
+                    Ok(recording) => docs::agent_join(id, base, &recording.unwrap_or_default()),
+                    Err(e) => return observe("agent_accept", started, Err(e)),
+                }
+            }
             Ok(_) => docs::agent_lead_gone(),
             Err(e) => return observe("agent_accept", started, Err(e)),
         }

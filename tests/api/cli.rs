@@ -128,6 +128,9 @@ async fn campaign_create_list_show_round_trip() {
             "25",
             "--retry-busy",
             "15m",
+            "--record",
+            "--recording-consent-message",
+            "This call may be recorded.",
             "--json",
         ],
     );
@@ -137,6 +140,8 @@ async fn campaign_create_list_show_round_trip() {
     assert_eq!(c["status"], "draft");
     assert_eq!(c["retry_busy_secs"], 900);
     assert_eq!(c["days"], 0b011_1111);
+    assert_eq!(c["recording_enabled"], true);
+    assert_eq!(c["recording_consent_message"], "This call may be recorded.");
     let id = c["id"].as_str().unwrap();
 
     let list: serde_json::Value = serde_json::from_slice(
@@ -151,6 +156,10 @@ async fn campaign_create_list_show_round_trip() {
     let show = stdout(&dialer(Some(&db), &["campaign", "show", id]));
     assert!(
         show.contains("10:00-19:00 America/New_York (mon,tue,wed,thu,fri,sat)"),
+        "{show}"
+    );
+    assert!(
+        show.contains("consent notice:  This call may be recorded."),
         "{show}"
     );
 

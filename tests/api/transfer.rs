@@ -104,7 +104,7 @@ pub(crate) fn agent_dials(journal: &[Entry]) -> Vec<String> {
 }
 
 /// Conference name → the calls that joined it.
-fn conferences(journal: &[Entry]) -> std::collections::HashMap<String, HashSet<String>> {
+pub(crate) fn conferences(journal: &[Entry]) -> std::collections::HashMap<String, HashSet<String>> {
     let mut m: std::collections::HashMap<String, HashSet<String>> = Default::default();
     for e in journal {
         if let Event::ConferenceJoin {
