@@ -51,6 +51,7 @@ pub async fn progress(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<lifecycle::Progress>, ApiError> {
+    caller.require_manager()?;
     let id = parse_id(&id)?;
     lifecycle::progress(&state.db, Some(caller.tenant), id)
         .await?

@@ -900,7 +900,7 @@ async fn an_agent_who_takes_a_break_through_the_api_is_offered_no_call() {
         &t,
         &leads,
         &format!(
-            ", max_attempts = 1, abandon_cap_pct = 3, max_hold_ms = 5000, agent_group_id = '{g}'"
+            ", max_attempts = 1, abandon_cap_pct = 3, max_hold_ms = 10000, agent_group_id = '{g}'"
         ),
     )
     .await;

@@ -75,7 +75,9 @@ async fn the_agent_who_took_the_call_gives_its_disposition_and_do_not_call_stops
         &app,
         &t,
         &leads,
-        &format!(", max_attempts = 1, abandon_cap_pct = 3, agent_group_id = '{g}'"),
+        &format!(
+            ", max_attempts = 1, abandon_cap_pct = 3, max_hold_ms = 10000, agent_group_id = '{g}'"
+        ),
     )
     .await;
     wait_completed(&app, &t, Duration::from_secs(30)).await;
@@ -162,7 +164,7 @@ async fn a_callback_rings_at_the_promised_time_within_legal_hours_and_goes_to_th
         &t,
         &leads,
         &format!(
-            ", max_attempts = 1, abandon_cap_pct = 3, agent_group_id = '{g}', \
+            ", max_attempts = 1, abandon_cap_pct = 3, max_hold_ms = 10000, agent_group_id = '{g}', \
              disposition_codes = '{{interested_later}}'"
         ),
     )

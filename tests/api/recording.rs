@@ -30,7 +30,7 @@ async fn bridged_call(npa: u32, recording: &str) -> (TestApp, Simulator, i64) {
         &app,
         &t,
         &leads,
-        &format!(", max_attempts = 1, abandon_cap_pct = 3, agent_group_id = '{g}'{recording}"),
+        &format!(", max_attempts = 1, abandon_cap_pct = 3, max_hold_ms = 10000, agent_group_id = '{g}'{recording}"),
     )
     .await;
     wait_completed(&app, &t, Duration::from_secs(30)).await;

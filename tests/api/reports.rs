@@ -42,7 +42,7 @@ async fn finished_campaign() -> (Simulator, TestApp, Tenant, uuid::Uuid, Vec<Str
         &t,
         &leads,
         &format!(
-            ", max_attempts = 1, abandon_cap_pct = 3, agent_group_id = '{g}', dial_timeout_secs = 15"
+            ", max_attempts = 1, abandon_cap_pct = 3, max_hold_ms = 10000, agent_group_id = '{g}', dial_timeout_secs = 15"
         ),
     )
     .await;
@@ -259,13 +259,14 @@ async fn reports_and_exports_tell_what_happened_and_are_safe_to_open() {
 }
 
 #[tokio::test]
-async fn an_agent_key_cannot_read_reports_or_export() {
+async fn an_agent_key_cannot_read_reports_progress_or_exports() {
     let app = spawn_app_with(|_| {}).await;
     let t = app.tenant("Acme").await;
     let dan = agent(&app, &t, "client:dan", 0, "").await;
     let secret = agent_key(&app, &t, dan).await;
     for path in [
         format!("/api/v1/campaigns/{}/report", t.campaign.id),
+        format!("/api/v1/campaigns/{}/progress", t.campaign.id),
         format!("/api/v1/agents/{dan}/report"),
         "/api/v1/calls/export".to_string(),
     ] {

@@ -153,7 +153,9 @@ async fn a_person_is_bridged_to_the_longest_idle_agent_who_may_take_calls_now() 
         &app,
         &t,
         &leads,
-        &format!(", max_attempts = 1, abandon_cap_pct = 3, agent_group_id = '{g}'"),
+        &format!(
+            ", max_attempts = 1, abandon_cap_pct = 3, max_hold_ms = 10000, agent_group_id = '{g}'"
+        ),
     )
     .await;
     wait_completed(&app, &t, Duration::from_secs(30)).await;
@@ -211,7 +213,7 @@ async fn an_agent_who_declines_is_released_and_the_next_agent_takes_the_call() {
         &t,
         &leads,
         &format!(
-            ", max_attempts = 1, abandon_cap_pct = 3, max_hold_ms = 5000, agent_group_id = '{g}'"
+            ", max_attempts = 1, abandon_cap_pct = 3, max_hold_ms = 10000, agent_group_id = '{g}'"
         ),
     )
     .await;
@@ -414,7 +416,7 @@ async fn run_with_history(answered: i64, abandoned: i64) -> usize {
         &app,
         &t,
         &leads,
-        &format!(", max_attempts = 1, max_concurrent = 10, dial_ratio = 3.0, abandon_cap_pct = 3, max_hold_ms = 5000, agent_group_id = '{g}'"),
+        &format!(", max_attempts = 1, max_concurrent = 10, dial_ratio = 3.0, abandon_cap_pct = 3, max_hold_ms = 10000, agent_group_id = '{g}'"),
     )
     .await;
     wait_completed(&app, &t, Duration::from_secs(60)).await;
