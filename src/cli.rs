@@ -384,6 +384,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 900)]
         timeout_secs: u64,
     },
+    /// The warm transfer under a burst: every lead a person, agents who accept at once, the
+    /// daemon in-process; prints AMD "human" → agent dial and accept → join TwiML percentiles
+    Transfer {
+        #[arg(long, default_value_t = 200)]
+        leads: u64,
+        /// Agents in the campaign's group (one call each)
+        #[arg(long, default_value_t = 20)]
+        agents: u32,
+        /// The campaign's max_concurrent (the dial ratio is this over the agents)
+        #[arg(long, default_value_t = 40)]
+        concurrency: u32,
+        /// Give up after this many seconds
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
     /// Fire signed status callbacks at an in-process daemon (verified, stored, applied);
     /// prints callbacks/s and latency percentiles
     Webhooks {
@@ -714,6 +729,23 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                     max_concurrent,
                     cps,
                     speed,
+                    timeout: std::time::Duration::from_secs(timeout_secs),
+                },
+            )
+            .await
+        }
+        Command::Bench(BenchCommand::Transfer {
+            leads,
+            agents,
+            concurrency,
+            timeout_secs,
+        }) => {
+            crate::bench::transfer::run(
+                &settings,
+                crate::bench::transfer::TransferBench {
+                    leads,
+                    agents,
+                    concurrency,
                     timeout: std::time::Duration::from_secs(timeout_secs),
                 },
             )

@@ -52,38 +52,9 @@ async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
     sim_config.validate()?;
     let sim = crate::sim::Simulator::start(sim_config).await?;
 
-    // A tenant, an active campaign open all day, and its leads (written directly: the
-    // importer has its own benchmark). No agents and no abandonment cap: this measures the
-    // pacer against max_concurrent and the CPS (people who answer hear the abandon message).
-    let tenant = uuid::Uuid::now_v7();
-    let campaign = uuid::Uuid::now_v7();
-    sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, 'bench')")
-        .bind(tenant)
-        .execute(&pool)
-        .await?;
-    sqlx::query(
-        "INSERT INTO campaigns (id, tenant_id, name, status, caller_id, window_start, window_end, days,
-                                legal_window_start, legal_window_end, max_concurrent, max_attempts,
-                                voicemail_message, dial_timeout_secs, abandon_cap_pct)
-         VALUES ($1, $2, 'bench', 'active', '+14155550100', '00:00', '23:59', 127, '00:00', '23:59', $3, 1,
-                 'Please call us back', 20, 100)",
-    )
-    .bind(campaign)
-    .bind(tenant)
-    .bind(b.max_concurrent as i32)
-    .execute(&pool)
-    .await?;
-    sqlx::query(
-        "INSERT INTO leads (tenant_id, campaign_id, phone_raw, phone_e164, region, time_zones, priority)
-         SELECT $1, $2, '+1212' || (2000000 + i)::text, '+1212' || (2000000 + i)::text, 'US',
-                ARRAY['America/New_York'], 1 + (i % 4)
-           FROM generate_series(1, $3) AS i",
-    )
-    .bind(tenant)
-    .bind(campaign)
-    .bind(b.leads as i64)
-    .execute(&pool)
-    .await?;
+    // No agents and no abandonment cap: this measures the pacer against max_concurrent
+    // and the CPS (people who answer hear the abandon message).
+    let (_, campaign) = seed_campaign(&pool, b.leads, b.max_concurrent).await?;
 
     let env: Vec<(String, String)> = vec![
         ("DIALER__DATABASE__URL".into(), s.database.url.clone()),
@@ -128,40 +99,16 @@ async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let mut peak_rss = 0u64;
-    let mut last_print = Instant::now();
-    let outcome = loop {
+    let outcome = wait_completed(&pool, campaign, &sim, b.timeout, || {
         if let Some(rss) = process_status_bytes(&pid.to_string(), "VmRSS") {
             peak_rss = peak_rss.max(rss);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            break Err(anyhow::anyhow!("the daemon exited early: {status}"));
+            anyhow::bail!("the daemon exited early: {status}");
         }
-        let (status, open): (String, i64) = sqlx::query_as(
-            "SELECT c.status, (SELECT count(*) FROM leads l WHERE l.campaign_id = c.id AND l.status <> 'done')
-               FROM campaigns c WHERE c.id = $1",
-        )
-        .bind(campaign)
-        .fetch_one(&pool)
-        .await?;
-        if last_print.elapsed() > Duration::from_secs(5) {
-            eprintln!(
-                "  {:>5.0} s  {open} leads open, {} live calls",
-                started.elapsed().as_secs_f64(),
-                sim.live_calls()
-            );
-            last_print = Instant::now();
-        }
-        if status == "completed" {
-            break Ok(());
-        }
-        if started.elapsed() > b.timeout {
-            break Err(anyhow::anyhow!(
-                "not completed within {:?}: {open} leads open",
-                b.timeout
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        Ok(())
+    })
+    .await;
     let hwm = process_status_bytes(&pid.to_string(), "VmHWM");
     let _ = child.kill().await;
     let took = started.elapsed();
@@ -192,4 +139,83 @@ async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
         report.concurrency.max_live
     );
     Ok(())
+}
+
+/// A tenant, an active campaign open all day with one attempt per lead and no abandonment
+/// cap, and its `leads` (written directly: the importer has its own benchmark). Returns
+/// the tenant and the campaign.
+pub(crate) async fn seed_campaign(
+    pool: &sqlx::PgPool,
+    leads: u64,
+    max_concurrent: u32,
+) -> anyhow::Result<(uuid::Uuid, uuid::Uuid)> {
+    let tenant = uuid::Uuid::now_v7();
+    let campaign = uuid::Uuid::now_v7();
+    sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, 'bench')")
+        .bind(tenant)
+        .execute(pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO campaigns (id, tenant_id, name, status, caller_id, window_start, window_end, days,
+                                legal_window_start, legal_window_end, max_concurrent, max_attempts,
+                                voicemail_message, dial_timeout_secs, abandon_cap_pct)
+         VALUES ($1, $2, 'bench', 'active', '+14155550100', '00:00', '23:59', 127, '00:00', '23:59', $3, 1,
+                 'Please call us back', 20, 100)",
+    )
+    .bind(campaign)
+    .bind(tenant)
+    .bind(max_concurrent as i32)
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO leads (tenant_id, campaign_id, phone_raw, phone_e164, region, time_zones, priority)
+         SELECT $1, $2, '+1212' || (2000000 + i)::text, '+1212' || (2000000 + i)::text, 'US',
+                ARRAY['America/New_York'], 1 + (i % 4)
+           FROM generate_series(1, $3) AS i",
+    )
+    .bind(tenant)
+    .bind(campaign)
+    .bind(leads as i64)
+    .execute(pool)
+    .await?;
+    Ok((tenant, campaign))
+}
+
+/// Waits until the campaign is completed (or `timeout` passes), printing its progress
+/// every 5 s; `tick` runs first in each round (every 100 ms) and may end the wait.
+pub(crate) async fn wait_completed(
+    pool: &sqlx::PgPool,
+    campaign: uuid::Uuid,
+    sim: &crate::sim::Simulator,
+    timeout: Duration,
+    mut tick: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last_print = Instant::now();
+    loop {
+        tick()?;
+        let (status, open): (String, i64) = sqlx::query_as(
+            "SELECT c.status, (SELECT count(*) FROM leads l WHERE l.campaign_id = c.id AND l.status <> 'done')
+               FROM campaigns c WHERE c.id = $1",
+        )
+        .bind(campaign)
+        .fetch_one(pool)
+        .await
+        .context("reading the campaign's progress")?;
+        if last_print.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "  {:>5.0} s  {open} leads open, {} live calls (leads and agents)",
+                started.elapsed().as_secs_f64(),
+                sim.live_calls()
+            );
+            last_print = Instant::now();
+        }
+        if status == "completed" {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            anyhow::bail!("not completed within {timeout:?}: {open} leads open");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -42,11 +42,12 @@ impl CampaignReport {
     }
 }
 
-/// The 50th and 99th percentile (nearest rank) and the maximum of some latencies, in ms.
+/// The 50th, 90th and 99th percentile (nearest rank) and the maximum of some latencies, in ms.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Percentiles {
     pub count: usize,
     pub p50_ms: f64,
+    pub p90_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
 }
@@ -63,6 +64,7 @@ impl Percentiles {
         Some(Self {
             count: n,
             p50_ms: rank(0.50),
+            p90_ms: rank(0.90),
             p99_ms: rank(0.99),
             max_ms: samples[n - 1],
         })
@@ -73,8 +75,8 @@ impl fmt::Display for Percentiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "n={} p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
-            self.count, self.p50_ms, self.p99_ms, self.max_ms
+            "n={} p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            self.count, self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms
         )
     }
 }
@@ -435,6 +437,7 @@ mod tests {
                 to: "+14155550100".into(),
                 from: "+14155550199".into(),
                 agent: false,
+                url: None,
             },
         )
     }
@@ -469,6 +472,7 @@ mod tests {
                 http_status,
                 duplicate: false,
                 latency_ms,
+                sent_ms: None,
             },
         )
     }
@@ -587,6 +591,7 @@ mod tests {
         let p = cb.latency.unwrap();
         assert_eq!(p.count, 101);
         assert_eq!(p.p50_ms, 51.0); // rank ceil(101 * 0.5) = 51
+        assert_eq!(p.p90_ms, 91.0); // rank ceil(101 * 0.9) = 91
         assert_eq!(p.p99_ms, 100.0); // rank ceil(101 * 0.99) = 100
         assert_eq!(p.max_ms, 150.0);
         assert_eq!(cb.over_threshold, 1, "100 ms itself is not over 100 ms");

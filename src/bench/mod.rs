@@ -2,6 +2,7 @@
 
 pub mod campaign;
 pub mod campaign_report;
+pub mod transfer;
 pub mod webhooks;
 pub mod workload;
 
@@ -54,6 +55,17 @@ impl ScratchDb {
                 .await;
         }
     }
+}
+
+/// Points a daemon run in this process at `sim`: loopback on a port of its own (the public
+/// URL follows it), the simulator's account and token, migrations at start.
+pub(crate) fn against_simulator(s: &mut Settings, sim: &crate::sim::Simulator) {
+    s.http.listen = "127.0.0.1:0".into();
+    s.http.public_url = "http://127.0.0.1:0".into();
+    s.twilio.account_sid = sim.shared.config.account_sid.clone();
+    s.twilio.auth_token = Some(sim.shared.config.auth_token.clone().into());
+    s.twilio.api_base_url = sim.url();
+    s.database.migrate_on_start = true;
 }
 
 fn mb(bytes: u64) -> f64 {

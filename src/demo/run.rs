@@ -90,13 +90,8 @@ pub async fn run(opts: DemoOptions, base: &Settings) -> anyhow::Result<()> {
     settings.database.url = db_url.to_string();
     settings.redis.url = services.redis_url.clone();
     settings.redis.key_prefix = format!("dialer-demo:{}:", std::process::id());
-    settings.http.listen = "127.0.0.1:0".into();
-    settings.http.public_url = "http://127.0.0.1:0".into();
-    settings.twilio.account_sid = SIM_ACCOUNT.into();
-    settings.twilio.auth_token = Some(SIM_TOKEN.to_string().into());
-    settings.twilio.api_base_url = sim.url();
+    crate::bench::against_simulator(&mut settings, &sim);
     settings.twilio.cps = 10;
-    settings.database.migrate_on_start = true;
     // Deadlines pass 600 times faster than usual: look at them more often.
     settings.dialer.sweep_interval_ms = 50;
     settings.dialer.fill_interval_ms = 100;
@@ -136,24 +131,7 @@ pub async fn run(opts: DemoOptions, base: &Settings) -> anyhow::Result<()> {
     // Simulated agents: a group of four softphones (the simulator answers `client:`
     // addresses as agents), the campaign's; who calls and how to call back for the
     // abandon message.
-    let group: uuid::Uuid = sqlx::query_scalar(
-        "INSERT INTO agent_groups (id, tenant_id, name) VALUES (gen_random_uuid(), $1, 'Demo agents') RETURNING id",
-    )
-    .bind(tenant.tenant.id)
-    .fetch_one(&state.db)
-    .await?;
-    sqlx::query(
-        "WITH a AS (
-             INSERT INTO agents (id, tenant_id, name, endpoint, status, idle_since)
-             SELECT gen_random_uuid(), $1, 'Agent ' || i, 'client:agent-' || i, 'available', now()
-               FROM generate_series(1, $3) AS i RETURNING id)
-         INSERT INTO agent_group_members (tenant_id, group_id, agent_id) SELECT $1, $2, id FROM a",
-    )
-    .bind(tenant.tenant.id)
-    .bind(group)
-    .bind(DEMO_AGENTS)
-    .execute(&state.db)
-    .await?;
+    let group = agent_group(&state.db, tenant.tenant.id, "Demo agents", DEMO_AGENTS).await?;
     sqlx::query(
         // At 600x a 2-second hold limit is 3 real milliseconds, less than the real round
         // trips of an agent's leg: the demo stretches it to the largest allowed (100 ms real).
@@ -311,9 +289,42 @@ pub async fn run(opts: DemoOptions, base: &Settings) -> anyhow::Result<()> {
 /// Agents in the demo.
 const DEMO_AGENTS: i32 = 4;
 
+/// A group `name` of `agents` available softphones (`client:agent-1` …, which the
+/// simulator answers as agents, one call each); returns the group.
+pub(crate) async fn agent_group(
+    db: &sqlx::PgPool,
+    tenant: crate::tenant::TenantId,
+    name: &str,
+    agents: i32,
+) -> anyhow::Result<uuid::Uuid> {
+    let group: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO agent_groups (id, tenant_id, name) VALUES (gen_random_uuid(), $1, $2) RETURNING id",
+    )
+    .bind(tenant)
+    .bind(name)
+    .fetch_one(db)
+    .await?;
+    sqlx::query(
+        "WITH a AS (
+             INSERT INTO agents (id, tenant_id, name, endpoint, status, idle_since)
+             SELECT gen_random_uuid(), $1, 'Agent ' || i, 'client:agent-' || i, 'available', now()
+               FROM generate_series(1, $3) AS i RETURNING id)
+         INSERT INTO agent_group_members (tenant_id, group_id, agent_id) SELECT $1, $2, id FROM a",
+    )
+    .bind(tenant)
+    .bind(group)
+    .bind(agents)
+    .execute(db)
+    .await?;
+    Ok(group)
+}
+
 /// The demo's agents give a disposition as soon as each call ends (sale every third call,
-/// else not interested), which ends their wrap-up.
-async fn simulated_agents(state: crate::startup::AppState, tenant: crate::tenant::TenantId) {
+/// else not interested), which ends their wrap-up. Runs until aborted.
+pub(crate) async fn simulated_agents(
+    state: crate::startup::AppState,
+    tenant: crate::tenant::TenantId,
+) {
     loop {
         let done: Vec<i64> = sqlx::query_scalar(
             "SELECT id FROM calls WHERE tenant_id = $1 AND is_final AND bridged_at IS NOT NULL

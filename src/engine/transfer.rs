@@ -32,6 +32,9 @@ pub const AGENT_ELIGIBLE: &str = "a.tenant_id = c.tenant_id
     AND ($2 AT TIME ZONE a.time_zone)::time < a.work_end
     AND (a.work_days::int >> (extract(isodow FROM $2 AT TIME ZONE a.time_zone)::int - 1)) & 1 = 1";
 
+/// How long a call waiting for an agent waits before it looks for a free one again.
+pub const NOBODY_FREE_RETRY: Duration = Duration::from_millis(100);
+
 /// A reserved agent and the call to offer them.
 #[derive(Debug, Clone)]
 pub struct Offer {
@@ -80,8 +83,8 @@ pub async fn person_answered(state: &AppState, id: CallId, max_hold_ms: i32) {
     offer_until_taken(state, id, deadline).await;
 }
 
-/// Offers the call to the next free agent, and keeps looking (every 100 ms) while the
-/// person is held and nobody is free.
+/// Offers the call to the next free agent, and keeps looking (every
+/// [`NOBODY_FREE_RETRY`]) while the person is held and nobody is free.
 pub async fn offer_until_taken(state: &AppState, id: CallId, deadline: DateTime<Utc>) {
     loop {
         match reserve(&state.db, id, state.engine.clock.now()).await {
@@ -95,11 +98,11 @@ pub async fn offer_until_taken(state: &AppState, id: CallId, deadline: DateTime<
                 if state.engine.clock.now() >= deadline {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(NOBODY_FREE_RETRY).await;
             }
             Err(e) => {
                 tracing::warn!(call = %id, error = %e, "reserving an agent failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(NOBODY_FREE_RETRY).await;
                 if state.engine.clock.now() >= deadline {
                     return;
                 }
@@ -272,45 +275,39 @@ pub enum Accepted {
     Stale,
 }
 
-/// The agent pressed 1: the call is theirs if it still waits for them. One transaction:
-/// the offer and the call's row are locked, the hold limit cleared (so the abandon timer
-/// backs off), the offer marked accepted and the agent's misses forgotten.
+/// The agent pressed 1: the call is theirs if it still waits for them. One statement (one
+/// round trip and one commit while the agent waits to hear the person): the offer's row
+/// is locked, then the call's; the hold limit is cleared (so the abandon timer backs
+/// off), the offer marked accepted and the agent's misses forgotten — all only if the
+/// call still waits for this agent.
 pub async fn accept(state: &AppState, offer: i64) -> Result<Accepted, sqlx::Error> {
-    let mut tx = state.db.begin().await?;
-    let row: Option<(i64, Uuid)> = sqlx::query_as(
-        "SELECT call_id, agent_id FROM agent_offers WHERE id = $1 AND state = 'ringing' FOR UPDATE",
+    let taken: Option<bool> = sqlx::query_scalar(
+        "WITH o AS (
+             SELECT call_id, agent_id FROM agent_offers WHERE id = $1 AND state = 'ringing' FOR UPDATE),
+         k AS (
+             UPDATE calls SET hold_deadline = NULL FROM o
+              WHERE calls.id = o.call_id AND calls.agent_id = o.agent_id AND NOT calls.is_final
+                AND calls.disposition IS NULL AND calls.bridged_at IS NULL
+             RETURNING calls.id),
+         took AS (
+             UPDATE agent_offers SET state = 'accepted', answered_at = now()
+               FROM k WHERE agent_offers.id = $1
+             RETURNING agent_offers.agent_id),
+         a AS (
+             UPDATE agents SET missed_offers = 0 FROM took WHERE agents.id = took.agent_id)
+         SELECT EXISTS (SELECT 1 FROM k) FROM o",
     )
     .bind(offer)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&state.db)
     .await?;
-    let Some((call, agent)) = row else {
-        return Ok(Accepted::Stale);
-    };
-    let taken = sqlx::query(
-        "UPDATE calls SET hold_deadline = NULL
-          WHERE id = $1 AND agent_id = $2 AND NOT is_final AND disposition IS NULL AND bridged_at IS NULL",
-    )
-    .bind(call)
-    .bind(agent)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        > 0;
-    if !taken {
-        tx.commit().await?;
-        release(state, offer, "canceled", false).await?;
-        return Ok(Accepted::LeadGone);
+    match taken {
+        None => Ok(Accepted::Stale),
+        Some(true) => Ok(Accepted::Join),
+        Some(false) => {
+            release(state, offer, "canceled", false).await?;
+            Ok(Accepted::LeadGone)
+        }
     }
-    sqlx::query(
-        "WITH o AS (UPDATE agent_offers SET state = 'accepted', answered_at = now() WHERE id = $1)
-         UPDATE agents SET missed_offers = 0 WHERE id = $2",
-    )
-    .bind(offer)
-    .bind(agent)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(Accepted::Join)
 }
 
 /// The agent leg reached a final status. A ringing offer was missed (next agent, if the

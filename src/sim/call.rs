@@ -171,6 +171,10 @@ pub fn spawn(shared: &Arc<Shared>, leg: Leg, to: String, from: String) -> Handle
         to: to.clone(),
         from: from.clone(),
         agent,
+        url: match &leg {
+            Leg::Call { params } => params.url.clone(),
+            Leg::Participant { .. } => None,
+        },
     });
     shared
         .calls
@@ -807,25 +811,29 @@ impl Life {
                 .header("X-Twilio-Signature", sig)
                 .form(&params)
         };
-        let (status, result) = match request.send().await {
+        let sent = std::time::Instant::now();
+        let (status, result, latency_ms) = match request.send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
-                match r.text().await {
-                    Ok(body) if (200..300).contains(&status) => match VoiceResponse::parse(&body) {
-                        Ok(doc) => (Some(status), Ok(steps_of(&doc))),
-                        Err(e) => (Some(status), Err(format!("invalid TwiML: {e}"))),
-                    },
-                    Ok(_) => (Some(status), Err(format!("HTTP {status}"))),
-                    Err(e) => (Some(status), Err(e.to_string())),
-                }
+                let body = r.text().await;
+                let latency_ms = sent.elapsed().as_secs_f64() * 1000.0;
+                let result = match body {
+                    Ok(body) if (200..300).contains(&status) => VoiceResponse::parse(&body)
+                        .map(|doc| steps_of(&doc))
+                        .map_err(|e| format!("invalid TwiML: {e}")),
+                    Ok(_) => Err(format!("HTTP {status}")),
+                    Err(e) => Err(e.to_string()),
+                };
+                (Some(status), result, Some(latency_ms))
             }
-            Err(e) => (None, Err(e.to_string())),
+            Err(e) => (None, Err(e.to_string()), None),
         };
         self.shared.journal.record(Event::Twiml {
             call_sid: self.sid.clone(),
             url: url.clone(),
             http_status: status,
             error: result.as_ref().err().cloned(),
+            latency_ms,
         });
         self.doc_url = Some(url);
         result.ok()

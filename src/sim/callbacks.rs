@@ -99,6 +99,7 @@ pub async fn deliver(shared: &Shared, cb: &Callback, duplicate: bool) -> Option<
         http_status: status,
         duplicate,
         latency_ms,
+        sent_ms: Some(shared.journal.ms_at(sent)),
     });
     status
 }

@@ -26,6 +26,10 @@ pub enum Event {
         to: String,
         from: String,
         agent: bool,
+        /// The URL whose TwiML the call runs once answered (`None` for inline TwiML and
+        /// conference participants); an agent leg's names the call it is offered.
+        #[serde(default)]
+        url: Option<String>,
     },
     /// The call left the CPS queue and started.
     DialStart { call_sid: String },
@@ -46,6 +50,9 @@ pub enum Event {
         url: String,
         http_status: Option<u16>,
         error: Option<String>,
+        /// From just before the request was sent to its whole body read; `None` without a response.
+        #[serde(default)]
+        latency_ms: Option<f64>,
     },
     /// A verb started on the call.
     Verb {
@@ -100,6 +107,9 @@ pub enum Event {
         /// From just before the request was sent to the response headers; `None` without a response.
         #[serde(default)]
         latency_ms: Option<f64>,
+        /// When the request was sent, on the clock of `t_ms` (which is when the answer came).
+        #[serde(default)]
+        sent_ms: Option<f64>,
     },
     /// A REST request was refused (401, 404, 429 …).
     Refused {
@@ -159,9 +169,14 @@ impl Journal {
         }
     }
 
+    /// `at` on the journal's clock: milliseconds since the simulator started, as `t_ms`.
+    pub fn ms_at(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.started).as_secs_f64() * 1000.0
+    }
+
     pub fn record(&self, event: Event) {
         let entry = Entry {
-            t_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            t_ms: self.ms_at(Instant::now()),
             at: Utc::now(),
             event,
         };
@@ -182,5 +197,55 @@ impl Journal {
             .unwrap_or_else(|p| p.into_inner())
             .entries
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_request_timed_before_its_entry_is_earlier_on_the_same_clock() {
+        let journal = Journal::new(None);
+        std::thread::sleep(Duration::from_millis(5));
+        let sent = Instant::now();
+        std::thread::sleep(Duration::from_millis(20));
+        journal.record(Event::Callback {
+            call_sid: "CA1".into(),
+            kind: "amd".into(),
+            url: "http://127.0.0.1/twilio/calls/7/amd".into(),
+            http_status: Some(204),
+            duplicate: false,
+            latency_ms: Some(20.0),
+            sent_ms: Some(journal.ms_at(sent)),
+        });
+        let e = &journal.entries()[0];
+        let Event::Callback {
+            sent_ms: Some(sent_ms),
+            ..
+        } = e.event
+        else {
+            panic!("{e:?}");
+        };
+        assert!(sent_ms >= 5.0, "since the journal started: {sent_ms}");
+        assert!(e.t_ms - sent_ms >= 20.0, "{} - {sent_ms}", e.t_ms);
+    }
+
+    #[test]
+    fn entries_journaled_before_the_request_timings_still_parse() {
+        let dial = r#"{"t_ms":1.0,"at":"2026-01-05T12:00:00Z","type":"dial_request","call_sid":"CA1","to":"client:a","from":"+14155550100","agent":true}"#;
+        let twiml = r#"{"t_ms":2.0,"at":"2026-01-05T12:00:00Z","type":"twiml","call_sid":"CA1","url":"u","http_status":200,"error":null}"#;
+        let dial: Entry = serde_json::from_str(dial).unwrap();
+        let twiml: Entry = serde_json::from_str(twiml).unwrap();
+        assert!(matches!(dial.event, Event::DialRequest { url: None, .. }));
+        assert!(matches!(
+            twiml.event,
+            Event::Twiml {
+                latency_ms: None,
+                ..
+            }
+        ));
     }
 }

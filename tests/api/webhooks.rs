@@ -60,6 +60,21 @@ impl TestApp {
         .expect("offer seeded")
     }
 
+    /// An offer as stored, with its call's and its agent's state.
+    pub async fn offer_row(&self, offer: i64) -> OfferRow {
+        sqlx::query_as(
+            "SELECT o.state, k.hold_deadline IS NULL AS hold_cleared, k.disposition,
+                    a.status AS agent_status, a.active_calls AS agent_calls,
+                    a.missed_offers AS agent_misses
+               FROM agent_offers o JOIN calls k ON k.id = o.call_id JOIN agents a ON a.id = o.agent_id
+              WHERE o.id = $1",
+        )
+        .bind(offer)
+        .fetch_one(&self.db)
+        .await
+        .unwrap()
+    }
+
     pub async fn call_row(
         &self,
         id: CallId,
@@ -74,6 +89,16 @@ impl TestApp {
         .await
         .unwrap()
     }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct OfferRow {
+    state: String,
+    hold_cleared: bool,
+    disposition: Option<String>,
+    agent_status: String,
+    agent_calls: i32,
+    agent_misses: i32,
 }
 
 const SID: &str = "CA0123456789abcdef0123456789abcdef";
@@ -324,6 +349,11 @@ async fn agent_pressing_1_joins_the_lead_and_anything_else_declines() {
     let app = spawn_app().await;
     let id = app.seed_calls(1).await[0];
     let offer = app.seed_offer(id, "client:ann").await;
+    // Ann had missed two offers before this one.
+    sqlx::query("UPDATE agents SET missed_offers = 2 WHERE endpoint = 'client:ann'")
+        .execute(&app.db)
+        .await
+        .unwrap();
     let agent_sid = "CAffffffffffffffffffffffffffffffff";
     let whisper = app
         .callback(
@@ -350,6 +380,12 @@ async fn agent_pressing_1_joins_the_lead_and_anything_else_declines() {
             && xml.contains(r#"startConferenceOnEnter="true""#),
         "{xml}"
     );
+    // The call is the agent's: the hold limit is off, the offer accepted, misses forgotten.
+    let o = app.offer_row(offer).await;
+    assert_eq!(
+        (o.state.as_str(), o.hold_cleared, o.agent_misses),
+        ("accepted", true, 0)
+    );
     let xml = app
         .callback(
             &format!("/twilio/calls/{id}/offers/{offer}/accept"),
@@ -363,6 +399,36 @@ async fn agent_pressing_1_joins_the_lead_and_anything_else_declines() {
         xml.contains("<Hangup />") && !xml.contains("<Conference"),
         "{xml}"
     );
+}
+
+#[tokio::test]
+async fn an_accept_after_the_person_was_abandoned_says_they_are_gone_and_frees_the_agent() {
+    let app = spawn_app().await;
+    let id = app.seed_calls(1).await[0];
+    let offer = app.seed_offer(id, "client:bob").await;
+    // The hold limit passed first (as `transfer::abandon` leaves the call).
+    sqlx::query("UPDATE calls SET disposition = 'abandoned', hold_deadline = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let accept: Params = vec![
+        ("CallSid", "CAeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee".into()),
+        ("Digits", "1".into()),
+    ];
+    let path = format!("/twilio/calls/{id}/offers/{offer}/accept");
+    for _ in 0..2 {
+        // The second time is the carrier repeating the request: still no join.
+        let xml = app.callback(&path, &accept).await.text().await.unwrap();
+        assert!(
+            xml.contains("hung up") && xml.contains("<Hangup />") && !xml.contains("<Conference"),
+            "{xml}"
+        );
+    }
+    let o = app.offer_row(offer).await;
+    assert_eq!(o.state, "canceled");
+    assert_eq!(o.disposition.as_deref(), Some("abandoned"));
+    assert_eq!((o.agent_status.as_str(), o.agent_calls), ("available", 0));
 }
 
 /// `call::repo::record_status` (SQL) must do exactly what `CallProgress::apply` (the pure
