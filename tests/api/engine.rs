@@ -28,7 +28,9 @@ pub(crate) fn sim_config() -> SimConfig {
         ..SimConfig::default()
     };
     c.timing.talk_secs = [2.0, 6.0];
-    c.timing.machine_record_secs = [2.0, 4.0];
+    // A machine records 0.5–1 s (real) after its beep: room for the voicemail redirect's
+    // round trip on a loaded CI machine.
+    c.timing.machine_record_secs = [20.0, 40.0];
     c
 }
 
