@@ -130,6 +130,10 @@ pub struct HttpSettings {
     pub max_body_mb: u64,
     /// How long shutdown waits for in-flight requests before it gives up.
     pub shutdown_grace_secs: u64,
+    /// API requests each key may make per second, sustained (per instance).
+    pub api_requests_per_sec: u32,
+    /// Requests a key may make at once above the sustained rate.
+    pub api_burst: u32,
 }
 
 impl Default for HttpSettings {
@@ -139,6 +143,8 @@ impl Default for HttpSettings {
             public_url: "http://127.0.0.1:8080".into(),
             max_body_mb: 256,
             shutdown_grace_secs: 30,
+            api_requests_per_sec: 50,
+            api_burst: 100,
         }
     }
 }
@@ -455,6 +461,12 @@ impl Settings {
         }
         if self.http.max_body_mb == 0 {
             return Err(self.invalid("http.max_body_mb", "must be at least 1"));
+        }
+        if self.http.api_requests_per_sec == 0 {
+            return Err(self.invalid("http.api_requests_per_sec", "must be at least 1"));
+        }
+        if self.http.api_burst == 0 {
+            return Err(self.invalid("http.api_burst", "must be at least 1"));
         }
         let api = url::Url::parse(&self.twilio.api_base_url)
             .map_err(|e| self.invalid("twilio.api_base_url", format!("not a URL: {e}")))?;

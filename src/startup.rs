@@ -30,6 +30,8 @@ pub struct AppState {
     /// The dialing engine's shared parts (clock, carrier client, circuit breaker).
     pub engine: crate::engine::Shared,
     pub hasher: crate::auth::KeyHasher,
+    /// Requests per API key (keyed by the key's hash, before any database work).
+    pub api_limiter: Arc<crate::api::KeyLimiter>,
     /// Background work (imports, the main loop) that shutdown waits for.
     pub tasks: TaskTracker,
 }
@@ -76,6 +78,7 @@ impl Application {
             state: AppState {
                 engine: crate::engine::Shared::new(&settings, crate::engine::Clock::system()),
                 hasher: crate::auth::KeyHasher::new(settings.auth.api_key_pepper.clone()),
+                api_limiter: Arc::new(crate::api::key_limiter(&settings.http)),
                 settings: Arc::new(settings),
                 db,
                 webhook_db,
@@ -107,6 +110,20 @@ impl Application {
         let main_loop = crate::daemon::MainLoop::new(self.state.clone());
         tracker.spawn(main_loop.run(token.child_token()));
         crate::engine::spawn(&self.state, token.child_token());
+        {
+            // Forget keys whose rate is back to full, so random tokens cannot grow memory.
+            let limiter = self.state.api_limiter.clone();
+            let stop = token.child_token();
+            tracker.spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = every.tick() => limiter.retain_recent(),
+                    }
+                }
+            });
+        }
 
         metrics::gauge!("dialer_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         let app = router(self.state.clone());

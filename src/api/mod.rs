@@ -79,7 +79,19 @@ pub enum ApiError {
         message: String,
         field: Option<String>,
     },
+    /// The key made more requests than its rate allows; retry after this many seconds.
+    TooManyRequests(u64),
     Internal(anyhow::Error),
+}
+
+/// Requests per API key, keyed by the key's hash.
+pub type KeyLimiter = governor::DefaultKeyedRateLimiter<Vec<u8>>;
+
+pub fn key_limiter(http: &crate::config::HttpSettings) -> KeyLimiter {
+    let per_sec =
+        std::num::NonZeroU32::new(http.api_requests_per_sec).unwrap_or(std::num::NonZeroU32::MIN);
+    let burst = std::num::NonZeroU32::new(http.api_burst).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::RateLimiter::keyed(governor::Quota::per_second(per_sec).allow_burst(burst))
 }
 
 impl ApiError {
@@ -113,6 +125,12 @@ impl IntoResponse for ApiError {
             }
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.as_str(), None),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.as_str(), None),
+            ApiError::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests for this API key; retry after the Retry-After seconds",
+                None,
+            ),
             ApiError::Conflict { code, message } => {
                 (StatusCode::CONFLICT, *code, message.as_str(), None)
             }
@@ -147,6 +165,11 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let ApiError::TooManyRequests(secs) = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -218,6 +241,12 @@ impl FromRequestParts<AppState> for Caller {
                 ApiError::Unauthorized("the Authorization header must be `Bearer <API key>`".into())
             })?;
         let hash = state.hasher.hash(key);
+        // Before any database work, so a flood costs us no queries.
+        if let Err(wait) = state.api_limiter.check_key(&hash) {
+            let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+            let secs = wait.wait_time_from(now).as_secs_f64().ceil().max(1.0) as u64;
+            return Err(ApiError::TooManyRequests(secs));
+        }
         let row: Option<(Uuid, TenantId, String, Option<Uuid>)> = sqlx::query_as(
             "UPDATE api_keys SET last_used_at = now() WHERE key_hash = $1 AND revoked_at IS NULL \
              RETURNING id, tenant_id, role, agent_id",

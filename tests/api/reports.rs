@@ -274,3 +274,33 @@ async fn an_agent_key_cannot_read_reports_progress_or_exports() {
         assert_eq!(s, 403, "{path}: {body}");
     }
 }
+
+#[tokio::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after_and_other_keys_go_on() {
+    let app = spawn_app_with(|s| {
+        s.http.api_requests_per_sec = 1;
+        s.http.api_burst = 3;
+    })
+    .await;
+    let a = app.tenant("Acme").await;
+    let b = app.tenant("Other").await;
+    let path = "/api/v1/dnc";
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(app.get_as(&a.key, path).await.status().as_u16());
+    }
+    assert_eq!(&statuses[..3], [200, 200, 200], "{statuses:?}");
+    assert_eq!(statuses[4], 429, "{statuses:?}");
+    let r = app.get_as(&a.key, path).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Another key is not held back by the first one's use.
+    assert_eq!(app.get_as(&b.key, path).await.status(), 200);
+}
