@@ -30,6 +30,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/campaigns/{id}/{action}", post(campaigns::act))
         .route("/api/v1/imports/{id}", get(imports::show))
         .route("/api/v1/imports/{id}/errors.csv", get(imports::errors_csv))
+        .route("/api/v1/calls", get(calls::list))
+        .route("/api/v1/calls/{id}", get(calls::show))
         .route("/api/v1/calls/{id}/disposition", post(calls::disposition))
         .route("/api/v1/calls/export", get(reports::calls))
         .route("/api/v1/campaigns/{id}/report", get(reports::campaign))

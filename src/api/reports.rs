@@ -79,22 +79,7 @@ pub async fn calls(
             ));
         }
     };
-    let phone = match p.get("phone") {
-        None => None,
-        Some(raw) => Some(
-            crate::dnc::normalise(raw, Some(Region::parse("US").expect("US is a region")))
-                .map_err(|m| ApiError::invalid("invalid_query", m, Some("phone")))?
-                .to_string(),
-        ),
-    };
-    let filter = export::Filter {
-        campaign: p.uuid("campaign")?,
-        from: p.time("from")?,
-        to: p.time("to")?,
-        disposition: p.get("disposition").map(str::to_string),
-        agent: p.uuid("agent")?,
-        phone,
-    };
+    let filter = filter(&p)?;
     let chunks = export::stream(state.db.clone(), caller.tenant, filter, format);
     let body = Body::from_stream(futures::stream::unfold(chunks, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
@@ -116,11 +101,31 @@ pub async fn calls(
         .into_response())
 }
 
+/// The calls filter from `campaign`, `from`, `to`, `disposition`, `agent`, `phone`.
+pub(crate) fn filter(p: &Params) -> Result<export::Filter, ApiError> {
+    let phone = match p.get("phone") {
+        None => None,
+        Some(raw) => Some(
+            crate::dnc::normalise(raw, Some(Region::parse("US").expect("US is a region")))
+                .map_err(|m| ApiError::invalid("invalid_query", m, Some("phone")))?
+                .to_string(),
+        ),
+    };
+    Ok(export::Filter {
+        campaign: p.uuid("campaign")?,
+        from: p.time("from")?,
+        to: p.time("to")?,
+        disposition: p.get("disposition").map(str::to_string),
+        agent: p.uuid("agent")?,
+        phone,
+    })
+}
+
 /// Query parameters, each checked with an error naming it.
-struct Params<'a>(&'a HashMap<String, String>);
+pub(crate) struct Params<'a>(pub(crate) &'a HashMap<String, String>);
 
 impl Params<'_> {
-    fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+    pub(crate) fn only(&self, known: &[&str]) -> Result<(), ApiError> {
         match self.0.keys().find(|k| !known.contains(&k.as_str())) {
             Some(k) => Err(ApiError::invalid(
                 "invalid_query",
@@ -131,11 +136,11 @@ impl Params<'_> {
         }
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
-    fn uuid(&self, name: &str) -> Result<Option<Uuid>, ApiError> {
+    pub(crate) fn uuid(&self, name: &str) -> Result<Option<Uuid>, ApiError> {
         self.get(name)
             .map(|v| {
                 Uuid::parse_str(v).map_err(|_| {
@@ -149,7 +154,7 @@ impl Params<'_> {
             .transpose()
     }
 
-    fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    pub(crate) fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         self.get(name)
             .map(|v| {
                 DateTime::parse_from_rfc3339(v)

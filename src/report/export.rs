@@ -155,6 +155,79 @@ where
     w.into_inner().expect("flushing CSV to memory")
 }
 
+/// One row per call of the tenant, with the filter's parameters $2..$7.
+const SELECT: &str = "SELECT k.id AS call_id, k.campaign_id, c.name AS campaign_name, k.lead_id,
+        l.first_name, l.last_name, k.attempt, k.to_number, k.from_number, k.call_sid,
+        k.state, k.disposition, k.answered_by, k.agent_id, a.name AS agent_name,
+        k.agent_disposition, k.agent_notes, k.created_at, k.dialed_at, k.answered_at,
+        k.bridged_at, k.ended_at, k.duration_secs, k.recording_url,
+        k.recording_duration_secs, k.cost::float8 AS cost
+   FROM calls k
+   JOIN campaigns c ON c.id = k.campaign_id
+   JOIN leads l ON l.id = k.lead_id
+   LEFT JOIN agents a ON a.id = k.agent_id
+  WHERE k.tenant_id = $1
+    AND ($2::uuid IS NULL OR k.campaign_id = $2)
+    AND ($3::timestamptz IS NULL OR k.created_at >= $3)
+    AND ($4::timestamptz IS NULL OR k.created_at < $4)
+    AND ($5::text IS NULL OR k.disposition = $5 OR k.agent_disposition = $5)
+    AND ($6::uuid IS NULL OR k.agent_id = $6)
+    AND ($7::text IS NULL OR k.to_number = $7)";
+
+static SQL_ALL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{SELECT} ORDER BY k.id"));
+/// A page, newest first, before call id $8 (None: from the newest), at most $9 rows.
+static SQL_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("{SELECT} AND ($8::bigint IS NULL OR k.id < $8) ORDER BY k.id DESC LIMIT $9")
+});
+/// One call by id ($8).
+static SQL_ONE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{SELECT} AND k.id = $8"));
+
+fn query<'q>(
+    sql: &'q str,
+    tenant: TenantId,
+    filter: &'q Filter,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, Row, sqlx::postgres::PgArguments> {
+    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(filter.campaign)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(&filter.disposition)
+        .bind(filter.agent)
+        .bind(&filter.phone)
+}
+
+/// The tenant's calls matching `filter`, newest first: at most `limit`, older than call
+/// `before` if given.
+pub async fn page(
+    db: &PgPool,
+    tenant: TenantId,
+    filter: &Filter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Row>, sqlx::Error> {
+    query(&SQL_PAGE, tenant, filter)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(db)
+        .await
+}
+
+/// One call of the tenant matching `filter` (e.g. an agent's own).
+pub async fn one(
+    db: &PgPool,
+    tenant: TenantId,
+    filter: &Filter,
+    id: i64,
+) -> Result<Option<Row>, sqlx::Error> {
+    query(&SQL_ONE, tenant, filter)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
 /// Chunks sent to the client at a time.
 const CHUNK: usize = 64 * 1024;
 
@@ -174,34 +247,7 @@ pub fn stream(
             Format::Json => b"[".to_vec(),
         };
         let mut first = true;
-        let mut rows = sqlx::query_as::<_, Row>(
-            "SELECT k.id AS call_id, k.campaign_id, c.name AS campaign_name, k.lead_id,
-                    l.first_name, l.last_name, k.attempt, k.to_number, k.from_number, k.call_sid,
-                    k.state, k.disposition, k.answered_by, k.agent_id, a.name AS agent_name,
-                    k.agent_disposition, k.agent_notes, k.created_at, k.dialed_at, k.answered_at,
-                    k.bridged_at, k.ended_at, k.duration_secs, k.recording_url,
-                    k.recording_duration_secs, k.cost::float8 AS cost
-               FROM calls k
-               JOIN campaigns c ON c.id = k.campaign_id
-               JOIN leads l ON l.id = k.lead_id
-               LEFT JOIN agents a ON a.id = k.agent_id
-              WHERE k.tenant_id = $1
-                AND ($2::uuid IS NULL OR k.campaign_id = $2)
-                AND ($3::timestamptz IS NULL OR k.created_at >= $3)
-                AND ($4::timestamptz IS NULL OR k.created_at < $4)
-                AND ($5::text IS NULL OR k.disposition = $5 OR k.agent_disposition = $5)
-                AND ($6::uuid IS NULL OR k.agent_id = $6)
-                AND ($7::text IS NULL OR k.to_number = $7)
-              ORDER BY k.id",
-        )
-        .bind(tenant)
-        .bind(filter.campaign)
-        .bind(filter.from)
-        .bind(filter.to)
-        .bind(&filter.disposition)
-        .bind(filter.agent)
-        .bind(&filter.phone)
-        .fetch(&db);
+        let mut rows = query(&SQL_ALL, tenant, &filter).fetch(&db);
         loop {
             match rows.try_next().await {
                 Ok(Some(row)) => {

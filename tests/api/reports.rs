@@ -210,6 +210,70 @@ async fn reports_and_exports_tell_what_happened_and_are_safe_to_open() {
         assert_eq!(e["error"]["field"], field, "{query}: {body}");
     }
 
+    // The calls list: newest first, in pages with a cursor; one call with its timeline.
+    let list = |q: String, key: String| {
+        let app = &app;
+        async move {
+            let (s, body) = get(app, &key, &format!("/api/v1/calls?{q}")).await;
+            assert_eq!(s, 200, "{q}: {body}");
+            serde_json::from_str::<Value>(&body).unwrap()
+        }
+    };
+    let all = list(format!("campaign={campaign}"), t.key.clone()).await;
+    let ids: Vec<i64> = all["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let first = list("limit=2".into(), t.key.clone()).await;
+    assert_eq!(first["calls"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let rest = list(format!("limit=2&cursor={cursor}"), t.key.clone()).await;
+    assert_eq!(rest["calls"][0]["call_id"], ids[2]);
+    assert!(rest.get("next_cursor").is_none(), "{rest}");
+    let bridged_id = bridged[col("call_id")].to_string();
+    let (s, body) = get(&app, &t.key, &format!("/api/v1/calls/{bridged_id}")).await;
+    assert_eq!(s, 200, "{body}");
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(detail["agent_name"], "client:dan");
+    assert_eq!(detail["offers"][0]["agent_id"], dan.to_string());
+    assert_eq!(detail["offers"][0]["state"], "ended");
+    let kinds: Vec<&str> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"status") && kinds.contains(&"amd"),
+        "{kinds:?}"
+    );
+    // An agent's key sees the calls they took and no other.
+    let dan_key = agent_key(&app, &t, dan).await;
+    let own = list(String::new(), dan_key.clone()).await;
+    let own_ids: Vec<String> = own["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call_id"].to_string())
+        .collect();
+    assert_eq!(own_ids, vec![bridged_id.clone()]);
+    let voicemail_id = calls
+        .iter()
+        .find(|c| c["disposition"] == "voicemail")
+        .unwrap()["call_id"]
+        .to_string();
+    let (s, _) = get(&app, &dan_key, &format!("/api/v1/calls/{voicemail_id}")).await;
+    assert_eq!(s, 404);
+    let (s, body) = get(&app, &t.key, "/api/v1/calls?limit=0").await;
+    assert_eq!(s, 422, "{body}");
+
     // Another tenant: nothing of Acme's, whichever way it asks.
     let other = app.tenant("Other").await;
     let (s, _) = get(
@@ -228,6 +292,10 @@ async fn reports_and_exports_tell_what_happened_and_are_safe_to_open() {
     )
     .await;
     assert_eq!((s, body.as_str()), (200, "[]"));
+    let (s, _) = get(&app, &other.key, &format!("/api/v1/calls/{bridged_id}")).await;
+    assert_eq!(s, 404);
+    let theirs = list(String::new(), other.key.clone()).await;
+    assert_eq!(theirs["calls"], json!([]));
 
     // The CLI prints the same report.
     let out = Command::new(env!("CARGO_BIN_EXE_dialer"))
