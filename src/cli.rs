@@ -450,6 +450,26 @@ pub enum CampaignCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Who takes the campaign's calls: its agent group, abandonment cap and wrap-up codes
+    Agents {
+        id: CampaignId,
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        /// The agent group (id or name) whose agents take the calls
+        #[arg(long, conflicts_with = "no_group")]
+        group: Option<String>,
+        /// No group: any agent of the tenant takes the calls
+        #[arg(long)]
+        no_group: bool,
+        /// Most abandoned calls, in % of those a person answered over 30 days (0-100)
+        #[arg(long, value_name = "PCT")]
+        abandon_cap: Option<f64>,
+        /// The campaign's own wrap-up codes besides the standard ones (comma-separated)
+        #[arg(long, value_delimiter = ',', value_name = "CODE,…")]
+        dispositions: Option<Vec<String>>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Show one campaign's settings
     Show {
         id: CampaignId,
@@ -895,6 +915,43 @@ async fn campaign(cmd: CampaignCommand, settings: Settings) -> anyhow::Result<()
         }
         CampaignCommand::Stop(a) => {
             lifecycle(&pool, a, crate::engine::lifecycle::Action::Stop).await
+        }
+        CampaignCommand::Agents {
+            id,
+            tenant,
+            group,
+            no_group,
+            abandon_cap,
+            dispositions,
+            out,
+        } => {
+            let group = match (group, no_group) {
+                (Some(g), _) => Some(Some(
+                    crate::agent::repo::find_group(&mut conn, tenant, &g)
+                        .await?
+                        .id
+                        .0,
+                )),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
+            let c = crate::campaign::repo::set_agents(
+                &mut conn,
+                tenant,
+                id,
+                &crate::campaign::AgentSettings {
+                    group,
+                    abandon_cap_pct: abandon_cap,
+                    disposition_codes: dispositions,
+                },
+            )
+            .await?
+            .with_context(|| format!("no campaign {id} for tenant {tenant}"))?;
+            if out.json {
+                return print_json(&c);
+            }
+            print_campaign(&c);
+            Ok(())
         }
         CampaignCommand::Show { id, tenant, out } => {
             let c = crate::campaign::repo::get(&mut conn, tenant, id)
@@ -1452,6 +1509,13 @@ fn print_campaign(c: &crate::campaign::Campaign) {
     println!("  default region:  {}", c.default_region);
     println!("  max concurrent:  {}", c.max_concurrent);
     println!("  dial ratio:      {}", c.dial_ratio);
+    println!(
+        "  agent group:     {}",
+        c.agent_group_id
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "- (any agent of the tenant)".into())
+    );
+    println!("  abandon cap:     {}%", c.abandon_cap_pct);
     println!("  dial timeout:    {}s", c.dial_timeout_secs);
     println!("  max attempts:    {}", c.max_attempts);
     println!(

@@ -54,6 +54,49 @@ impl CampaignStatus {
     }
 }
 
+/// Changes to who takes a campaign's calls (None: leave as it is).
+#[derive(Debug, Clone, Default)]
+pub struct AgentSettings {
+    /// Some(None): no group (any agent of the tenant).
+    pub group: Option<Option<Uuid>>,
+    pub abandon_cap_pct: Option<f64>,
+    pub disposition_codes: Option<Vec<String>>,
+}
+
+impl AgentSettings {
+    /// Checks the cap and the codes, naming the setting and value that is wrong; codes are
+    /// trimmed and lower-cased.
+    pub fn validate(&mut self) -> Result<(), SettingError> {
+        if let Some(cap) = self.abandon_cap_pct
+            && !(0.0..=100.0).contains(&cap)
+        {
+            return Err(SettingError {
+                field: "abandon_cap_pct",
+                value: cap.to_string(),
+                reason: "must be between 0 and 100 (%)".into(),
+            });
+        }
+        if let Some(codes) = &mut self.disposition_codes {
+            for c in codes.iter_mut() {
+                *c = c.trim().to_lowercase();
+                let ok = (1..=40).contains(&c.len())
+                    && c.chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
+                if !ok {
+                    return Err(SettingError {
+                        field: "disposition_codes",
+                        value: c.clone(),
+                        reason: "a code is 1-40 of a-z, 0-9 and _".into(),
+                    });
+                }
+            }
+            codes.sort();
+            codes.dedup();
+        }
+        Ok(())
+    }
+}
+
 /// A validated new campaign; every field already checked (see `settings`).
 #[derive(Debug, Clone)]
 pub struct NewCampaign {
@@ -226,6 +269,33 @@ pub mod repo {
 
     fn secs(v: Option<u32>) -> Option<i32> {
         v.map(|s| i32::try_from(s).unwrap_or(i32::MAX))
+    }
+
+    /// Sets who takes the campaign's calls; None if the tenant has no such campaign.
+    pub async fn set_agents(
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        id: CampaignId,
+        settings: &AgentSettings,
+    ) -> Result<Option<Campaign>, anyhow::Error> {
+        let mut s = settings.clone();
+        s.validate()?;
+        let sql = concat!(
+            "UPDATE campaigns SET agent_group_id = CASE WHEN $3 THEN $4 ELSE agent_group_id END, \
+             abandon_cap_pct = COALESCE($5, abandon_cap_pct), \
+             disposition_codes = COALESCE($6, disposition_codes), updated_at = now() \
+             WHERE id = $1 AND tenant_id = $2 RETURNING ",
+            columns!()
+        );
+        Ok(sqlx::query_as(sql)
+            .bind(id)
+            .bind(tenant)
+            .bind(s.group.is_some())
+            .bind(s.group.flatten())
+            .bind(s.abandon_cap_pct)
+            .bind(&s.disposition_codes)
+            .fetch_optional(&mut *conn)
+            .await?)
     }
 
     pub async fn insert(

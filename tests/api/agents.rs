@@ -1068,3 +1068,75 @@ async fn cli_creates_an_agent_sets_their_status_and_prints_a_key_once() {
     );
     pool.close().await;
 }
+
+#[tokio::test]
+async fn cli_gives_a_campaign_its_agent_group_abandonment_cap_and_codes() {
+    let db = TestDb::create().await;
+    assert!(dialer(Some(&db), &["migrate"]).status.success());
+    let t: Value =
+        serde_json::from_slice(&dialer(Some(&db), &["tenant", "create", "T", "--json"]).stdout)
+            .unwrap();
+    let tenant = t["tenant"]["id"].as_str().unwrap();
+    let o = dialer(
+        Some(&db),
+        &["agent-group", "create", "Sales", "--tenant", tenant],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: Value = serde_json::from_slice(
+        &dialer(
+            Some(&db),
+            &[
+                "campaign", "create", "--tenant", tenant, "--name", "Spring", "--json",
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let campaign = c["id"].as_str().unwrap();
+    let args = |extra: &[&'static str]| {
+        let mut v = vec!["campaign", "agents", campaign, "--tenant", tenant, "--json"];
+        v.extend_from_slice(extra);
+        v
+    };
+    let o = dialer(
+        Some(&db),
+        &args(&[
+            "--group",
+            "Sales",
+            "--abandon-cap",
+            "2.5",
+            "--dispositions",
+            "Hot_Lead,later",
+        ]),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let set: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(set["agent_group_id"].is_string(), "{set}");
+    assert_eq!(set["abandon_cap_pct"], 2.5);
+    let codes: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(disposition_codes) FROM campaigns WHERE id = $1::uuid ORDER BY 1",
+    )
+    .bind(campaign)
+    .fetch_all(
+        &mut <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(codes, ["hot_lead", "later"]);
+    // Bad values name the setting; nothing changes.
+    for (extra, named) in [
+        (&["--abandon-cap", "150"][..], "abandon_cap_pct"),
+        (&["--dispositions", "no way"][..], "disposition_codes"),
+        (&["--group", "Nobody"][..], "group"),
+    ] {
+        let o = dialer(Some(&db), &args(extra));
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(named), "{extra:?}: {}", stderr(&o));
+    }
+    let o = dialer(Some(&db), &args(&["--no-group"]));
+    let set: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(set["agent_group_id"].is_null(), "{set}");
+    assert_eq!(set["abandon_cap_pct"], 2.5, "left as it was");
+}
