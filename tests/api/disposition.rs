@@ -17,19 +17,18 @@ use crate::transfer::{agent, agent_dials, group, people};
 /// An API key with role `agent` for `agent_id`; the secret.
 pub(crate) async fn agent_key(app: &TestApp, t: &Tenant, agent_id: Uuid) -> String {
     let hasher = dialer::auth::KeyHasher::new(Some("test-pepper".to_string().into()));
-    let key = hasher.generate();
-    sqlx::query(
-        "INSERT INTO api_keys (id, tenant_id, name, role, key_prefix, key_hash, agent_id)
-         VALUES (gen_random_uuid(), $1, 'agent', 'agent', $2, $3, $4)",
+    let mut conn = app.db.acquire().await.unwrap();
+    dialer::auth::repo::create_key(
+        &mut conn,
+        t.id,
+        "agent",
+        dialer::auth::Role::Agent,
+        Some(agent_id),
+        &hasher,
     )
-    .bind(t.id)
-    .bind(&key.display_prefix)
-    .bind(&key.hash)
-    .bind(agent_id)
-    .execute(&app.db)
     .await
-    .unwrap();
-    secrecy::ExposeSecret::expose_secret(&key.secret).to_string()
+    .unwrap()
+    .key
 }
 
 async fn post_disposition(app: &TestApp, key: &str, call: i64, body: Value) -> (u16, Value) {
