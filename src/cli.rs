@@ -437,6 +437,48 @@ pub enum TenantCommand {
     },
     /// List tenants
     List(JsonFlag),
+    /// The tenant's CRM webhook: where finished calls, dispositions and final leads are POSTed
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Create or replace the endpoint; a new one's signing secret is printed once
+    Set {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        /// The CRM's http(s) URL
+        #[arg(long)]
+        url: String,
+        /// Events to send (comma-separated; default all): call.finished, disposition.set, lead.final
+        #[arg(long, value_delimiter = ',', value_name = "EVENT,…")]
+        events: Option<Vec<String>>,
+        /// Keep the endpoint but send nothing until set again without this flag
+        #[arg(long)]
+        disabled: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Print the endpoint (never its secret)
+    Show {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Remove the endpoint; pending deliveries are marked failed
+    Remove {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+    },
+    /// Replace the signing secret and print the new one once
+    RotateSecret {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -869,6 +911,94 @@ async fn tenant(cmd: TenantCommand, settings: Settings) -> anyhow::Result<()> {
                     t.created_at.format("%Y-%m-%d %H:%M UTC")
                 );
             }
+            Ok(())
+        }
+        TenantCommand::Webhook(cmd) => tenant_webhook(cmd, &settings, &mut conn).await,
+    }
+}
+
+async fn tenant_webhook(
+    cmd: WebhookCommand,
+    settings: &Settings,
+    conn: &mut sqlx::PgConnection,
+) -> anyhow::Result<()> {
+    use crate::crm::repo;
+    let tenant = match &cmd {
+        WebhookCommand::Set { tenant, .. }
+        | WebhookCommand::Show { tenant, .. }
+        | WebhookCommand::Remove { tenant }
+        | WebhookCommand::RotateSecret { tenant, .. } => *tenant,
+    };
+    crate::tenant::repo::get(conn, tenant)
+        .await?
+        .with_context(|| format!("no tenant with id {tenant}"))?;
+    let print = |e: &crate::crm::Endpoint| {
+        println!("  url:     {}", e.url);
+        println!("  events:  {}", e.events.join(", "));
+        println!("  enabled: {}", e.enabled);
+        println!("  secret:  {}…", e.secret_prefix);
+    };
+    let print_secret = |secret: &Option<String>| {
+        if let Some(s) = secret {
+            println!("  signing secret: {s}");
+            println!("The secret is shown only now; give it to the CRM to verify X-Dialer-Signature.");
+        }
+    };
+    match cmd {
+        WebhookCommand::Set {
+            url,
+            events,
+            disabled,
+            out,
+            ..
+        } => {
+            let input = crate::crm::EndpointInput::parse(
+                &url,
+                events.as_deref(),
+                Some(!disabled),
+                settings.crm_webhooks.allow_private_targets,
+            )
+            .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.split('[').next().unwrap_or("url"), e.message))?;
+            let saved = repo::upsert(conn, tenant, &input).await?;
+            if out.json {
+                return print_json(&saved);
+            }
+            println!(
+                "CRM webhook {}",
+                if saved.created { "created" } else { "updated" }
+            );
+            print(&saved.endpoint);
+            print_secret(&saved.secret);
+            Ok(())
+        }
+        WebhookCommand::Show { out, .. } => {
+            let endpoint = repo::get(conn, tenant)
+                .await?
+                .with_context(|| format!("tenant {tenant} has no CRM webhook"))?;
+            if out.json {
+                return print_json(&endpoint);
+            }
+            print(&endpoint);
+            Ok(())
+        }
+        WebhookCommand::Remove { .. } => {
+            anyhow::ensure!(
+                repo::delete(conn, tenant).await?,
+                "tenant {tenant} has no CRM webhook"
+            );
+            println!("CRM webhook removed");
+            Ok(())
+        }
+        WebhookCommand::RotateSecret { out, .. } => {
+            let saved = repo::rotate_secret(conn, tenant)
+                .await?
+                .with_context(|| format!("tenant {tenant} has no CRM webhook"))?;
+            if out.json {
+                return print_json(&saved);
+            }
+            println!("CRM webhook secret replaced");
+            print(&saved.endpoint);
+            print_secret(&saved.secret);
             Ok(())
         }
     }

@@ -59,6 +59,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub daemon: DaemonSettings,
     pub dialer: DialerSettings,
+    pub crm_webhooks: CrmWebhookSettings,
     /// Where each value came from that is not a default, for `config check`.
     #[serde(skip)]
     pub origins: BTreeMap<String, String>,
@@ -257,6 +258,51 @@ impl Default for DialerSettings {
                 .into(),
             agent_ring_secs: 20,
             agent_max_misses: 3,
+        }
+    }
+}
+
+/// Outbound event webhooks to tenants' CRMs (`crm`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrmWebhookSettings {
+    /// Run the delivery worker in this instance (events are recorded regardless).
+    pub enabled: bool,
+    /// How often the worker looks for due deliveries.
+    pub poll_interval_ms: u64,
+    /// Deadline of one delivery request (connect, send, answer).
+    pub timeout_ms: u64,
+    /// Deliveries in flight from this instance, all tenants.
+    pub concurrency: u32,
+    /// Deliveries in flight from this instance to one tenant's endpoint, so a slow CRM
+    /// cannot hold every slot.
+    pub per_endpoint_concurrency: u32,
+    /// Wait before the second attempt; doubles per attempt up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Attempts before a delivery is marked failed (kept for inspection).
+    pub max_attempts: u32,
+    /// Delivered and failed deliveries older than this are deleted.
+    pub retention_days: u32,
+    /// Allow endpoints on loopback, private, link-local and other non-public addresses
+    /// (tests, or a CRM inside the operator's own network). Off: such URLs are refused and
+    /// names resolving to such addresses are not connected to.
+    pub allow_private_targets: bool,
+}
+
+impl Default for CrmWebhookSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            poll_interval_ms: 1000,
+            timeout_ms: 10_000,
+            concurrency: 16,
+            per_endpoint_concurrency: 4,
+            retry_base_ms: 30_000,
+            retry_max_ms: 3_600_000,
+            max_attempts: 10,
+            retention_days: 30,
+            allow_private_targets: false,
         }
     }
 }
@@ -499,6 +545,25 @@ impl Settings {
             || self.dialer.sweep_interval_ms == 0
         {
             return Err(self.invalid("dialer.tick_ms", "dialer intervals must be at least 1 ms"));
+        }
+        let crm = &self.crm_webhooks;
+        if crm.poll_interval_ms == 0 || crm.timeout_ms == 0 || crm.retry_base_ms == 0 {
+            return Err(self.invalid(
+                "crm_webhooks.poll_interval_ms",
+                "crm_webhooks intervals (poll_interval_ms, timeout_ms, retry_base_ms) must be at least 1 ms",
+            ));
+        }
+        if crm.retry_max_ms < crm.retry_base_ms {
+            return Err(self.invalid(
+                "crm_webhooks.retry_max_ms",
+                "must be at least crm_webhooks.retry_base_ms",
+            ));
+        }
+        if crm.concurrency == 0 || crm.per_endpoint_concurrency == 0 || crm.max_attempts == 0 {
+            return Err(self.invalid(
+                "crm_webhooks.concurrency",
+                "crm_webhooks.concurrency, per_endpoint_concurrency and max_attempts must be at least 1",
+            ));
         }
         if self.daemon.tick_ms < 100 {
             return Err(self.invalid("daemon.tick_ms", "must be at least 100"));

@@ -31,6 +31,9 @@ impl MainLoop {
             Ok(n) => tracing::warn!(imports = n, "marked interrupted imports as failed"),
             Err(e) => tracing::warn!(error = %e, "checking for interrupted imports failed"),
         }
+        if let Err(e) = crate::health::refresh_gauges(&self.state).await {
+            tracing::warn!(error = format!("{e:#}"), "refreshing the gauges failed");
+        }
         crate::telemetry::metrics().run_upkeep();
         metrics::counter!("dialer_daemon_ticks_total").increment(1);
         tracing::debug!(status = readiness.status, "daemon tick");

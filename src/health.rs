@@ -113,3 +113,43 @@ pub async fn metrics() -> impl IntoResponse {
         crate::telemetry::metrics().render(),
     )
 }
+
+/// Refreshes the gauges read from the shared state (every instance reports the same
+/// deployment-wide values: aggregate them with `max`, not `sum`): live attempts, jobs
+/// waiting in the dial queues, each active campaign's abandonment rate over 30 days, and
+/// CRM webhook deliveries waiting.
+pub async fn refresh_gauges(state: &AppState) -> anyhow::Result<()> {
+    let (active, backlog): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM calls WHERE NOT is_final),
+                (SELECT count(*) FROM crm_deliveries WHERE state = 'pending')",
+    )
+    .fetch_one(&state.db)
+    .await?;
+    metrics::gauge!("dialer_calls_active").set(active as f64);
+    metrics::gauge!("dialer_crm_webhook_backlog").set(backlog as f64);
+    // abandoned ÷ answered by a person, as the pacer's cap reads it.
+    let campaigns: Vec<(crate::campaign::CampaignId, i64, i64)> = sqlx::query_as(
+        "SELECT c.id, count(k.id), count(k.id) FILTER (WHERE k.disposition = 'abandoned')
+           FROM campaigns c
+           LEFT JOIN calls k ON k.campaign_id = c.id AND k.disposition IN ('answered', 'abandoned')
+                            AND k.created_at >= now() - interval '30 days'
+          WHERE c.status = 'active'
+          GROUP BY c.id",
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let pacing = crate::engine::pacing::Pacing::new(state.redis.clone());
+    let mut queued = 0;
+    for (id, answered, abandoned) in &campaigns {
+        let ratio = if *answered > 0 {
+            *abandoned as f64 / *answered as f64
+        } else {
+            0.0
+        };
+        metrics::gauge!("dialer_campaign_abandonment_ratio", "campaign" => id.to_string())
+            .set(ratio);
+        queued += pacing.len(*id).await?;
+    }
+    metrics::gauge!("dialer_queue_depth").set(queued as f64);
+    Ok(())
+}

@@ -25,6 +25,7 @@
 //! - [`dnc`]: do-not-call lists (tenant and global), their repo and file import.
 //! - [`webhooks`]: carrier callbacks under `/twilio/…`: signature check on the raw body, idempotent handling.
 //! - [`api`]: the REST API under `/api/v1`: API-key auth, one error shape, imports, DNC, campaigns, agents, calls, reports.
+//! - [`crm`]: outbound event webhooks for tenants' CRMs: the outbox, the signed delivery worker with backoff.
 //! - [`report`]: campaign and agent reports, the calls export (CSV made safe for spreadsheets, JSON).
 //! - [`bench`]: `dialer bench …`: generated workloads that print figures.
 
@@ -36,6 +37,7 @@ pub mod call;
 pub mod campaign;
 pub mod cli;
 pub mod config;
+pub mod crm;
 pub mod daemon;
 pub mod db;
 pub mod demo;

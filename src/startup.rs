@@ -110,6 +110,7 @@ impl Application {
         let main_loop = crate::daemon::MainLoop::new(self.state.clone());
         tracker.spawn(main_loop.run(token.child_token()));
         crate::engine::spawn(&self.state, token.child_token());
+        crate::crm::deliver::spawn(&self.state, token.child_token());
         {
             // Forget keys whose rate is back to full, so random tokens cannot grow memory.
             let limiter = self.state.api_limiter.clone();

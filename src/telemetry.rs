@@ -72,4 +72,68 @@ fn describe() {
         "dialer_daemon_ticks_total",
         "Iterations of the daemon's main loop"
     );
+    // Gauges read from Postgres and Redis by the main loop (`health::refresh_gauges`):
+    // deployment-wide, the same on every instance (aggregate with max, not sum).
+    metrics::describe_gauge!(
+        "dialer_calls_active",
+        "Attempts not yet in a final state (dialing, ringing, in progress), all campaigns"
+    );
+    metrics::describe_gauge!(
+        "dialer_queue_depth",
+        "Dial jobs waiting in the active campaigns' Redis queues (hoppers)"
+    );
+    metrics::describe_gauge!(
+        "dialer_campaign_abandonment_ratio",
+        "Per active campaign, over the rolling 30 days: abandoned calls / calls a person answered (0-1)"
+    );
+    metrics::describe_gauge!(
+        "dialer_crm_webhook_backlog",
+        "CRM webhook deliveries pending (due now, waiting for a retry, or in flight)"
+    );
+    metrics::describe_gauge!(
+        "dialer_active_campaigns",
+        "Active campaigns as this instance's pacer sees them"
+    );
+    metrics::describe_counter!(
+        "dialer_attempts_total",
+        "Attempts claimed (the calls row written before the carrier is asked)"
+    );
+    metrics::describe_counter!(
+        "dialer_dials_total",
+        "Dial requests the carrier accepted"
+    );
+    metrics::describe_counter!(
+        "dialer_call_outcomes_total",
+        "Attempts that reached their final disposition, by disposition (answered, voicemail, no_answer, busy, failed, canceled, abandoned, invalid_number)"
+    );
+    metrics::describe_counter!(
+        "dialer_leads_finished_total",
+        "Leads done, by final reason"
+    );
+    metrics::describe_histogram!(
+        "dialer_webhook_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to handle a carrier (Twilio) callback, by kind"
+    );
+    metrics::describe_counter!(
+        "dialer_twilio_api_errors_total",
+        "Failed requests to the carrier's REST API, by HTTP status (`transport`: no answer) and Twilio error code (`none`: no code)"
+    );
+    metrics::describe_counter!(
+        "dialer_crm_webhook_events_total",
+        "CRM webhook events recorded in the outbox, by event"
+    );
+    metrics::describe_counter!(
+        "dialer_crm_webhook_events_failed_total",
+        "CRM webhook events that could not be recorded (the call flow went on without them)"
+    );
+    metrics::describe_counter!(
+        "dialer_crm_webhook_deliveries_total",
+        "CRM webhook delivery attempts, by result: delivered, retry (will be tried again), failed (gave up)"
+    );
+    metrics::describe_histogram!(
+        "dialer_crm_webhook_delivery_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time of one CRM webhook delivery request, whatever its result"
+    );
 }

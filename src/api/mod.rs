@@ -5,6 +5,7 @@ pub mod agents;
 pub mod body;
 pub mod calls;
 pub mod campaigns;
+pub mod crm_webhooks;
 pub mod dnc;
 pub mod imports;
 pub mod reports;
@@ -62,6 +63,17 @@ pub fn router() -> Router<AppState> {
             "/api/v1/agent-groups/{id}/members/{agent_id}",
             put(agents::add_member).delete(agents::remove_member),
         )
+        .route(
+            "/api/v1/webhook",
+            get(crm_webhooks::show)
+                .put(crm_webhooks::put)
+                .delete(crm_webhooks::remove),
+        )
+        .route(
+            "/api/v1/webhook/rotate-secret",
+            post(crm_webhooks::rotate_secret),
+        )
+        .route("/api/v1/webhook/deliveries", get(crm_webhooks::deliveries))
 }
 
 /// Every API error: `{"error": {"code", "message", "field"?}}`. 4xx bodies say what was

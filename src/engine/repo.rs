@@ -387,7 +387,14 @@ pub async fn finish(
             .await?
         }
     };
+    let lead_final = match &next {
+        LeadNext::Done(reason) => Some(reason.as_str()),
+        LeadNext::Retry(_) => None,
+    };
+    crate::crm::outbox::call_finished(&mut tx, id, lead_final).await;
     tx.commit().await?;
+    let outcome = disposition.unwrap_or_else(|| "none".into());
+    metrics::counter!("dialer_call_outcomes_total", "disposition" => outcome).increment(1);
     Ok(Some(next))
 }
 

@@ -2,6 +2,7 @@
 
 mod agents;
 mod cli;
+mod crm_webhooks;
 mod disposition;
 mod engine;
 mod health;

@@ -439,16 +439,22 @@ impl TwilioClient {
         if let Some(pairs) = form {
             request = request.form(pairs);
         }
-        let response = request.send().await.map_err(transport_error)?;
+        let response = request.send().await.map_err(api_error_counted)?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
-        let body = response.bytes().await.map_err(transport_error)?;
+        let body = response.bytes().await.map_err(api_error_counted)?;
         tracing::debug!(http.status = status.as_u16(), "twilio response");
         if status.is_success() {
             return Ok(body.to_vec());
         }
         let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
         let code = parsed.as_ref().and_then(|b| b.code);
+        metrics::counter!(
+            "dialer_twilio_api_errors_total",
+            "status" => status.as_u16().to_string(),
+            "code" => code.map_or_else(|| "none".to_string(), |c| c.to_string())
+        )
+        .increment(1);
         if status == StatusCode::TOO_MANY_REQUESTS || code == Some(RATE_LIMIT_CODE) {
             return Err(TwilioError::RateLimited { retry_after });
         }
@@ -465,6 +471,13 @@ impl TwilioClient {
 
 fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, TwilioError> {
     serde_json::from_slice(body).map_err(|e| TwilioError::Decode(e.to_string()))
+}
+
+/// A transport error, counted in `dialer_twilio_api_errors_total` as status `transport`.
+fn api_error_counted(err: reqwest::Error) -> TwilioError {
+    metrics::counter!("dialer_twilio_api_errors_total", "status" => "transport", "code" => "none")
+        .increment(1);
+    transport_error(err)
 }
 
 /// Only a connection that was never made proves the carrier did not see the request.

@@ -1,0 +1,150 @@
+//! The tenant's CRM webhook under `/api/v1/webhook`: its endpoint (url, events, enabled),
+//! its signing secret (shown once, on creation and on rotation) and its recent deliveries.
+//! Tenant admins only: the endpoint receives every call's outcome and the leads' data.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+
+use super::body::JsonBody;
+use super::{ApiError, Caller};
+use crate::auth::Role;
+use crate::crm::{self, EndpointInput, repo};
+use crate::startup::AppState;
+
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    match caller.role {
+        Role::Admin => Ok(()),
+        Role::Manager | Role::Agent => Err(ApiError::Forbidden(
+            "the CRM webhook needs an admin API key".into(),
+        )),
+    }
+}
+
+fn no_endpoint() -> ApiError {
+    ApiError::NotFound("no CRM webhook: create one with PUT /api/v1/webhook".into())
+}
+
+impl From<crm::Invalid> for ApiError {
+    fn from(e: crm::Invalid) -> Self {
+        ApiError::Invalid {
+            code: "invalid_field",
+            message: e.message,
+            field: Some(e.field),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointBody {
+    pub url: Option<String>,
+    /// Left out: every event.
+    pub events: Option<Vec<String>>,
+    /// Left out: true.
+    pub enabled: Option<bool>,
+}
+
+/// `PUT /api/v1/webhook`: creates the endpoint (201, with its new secret, shown once) or
+/// replaces its url, events and enabled flag (200, the secret unchanged and not shown).
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<EndpointBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&caller)?;
+    let url = body.url.as_deref().ok_or_else(|| {
+        ApiError::invalid(
+            "invalid_field",
+            "url is required: the CRM's https:// endpoint",
+            Some("url"),
+        )
+    })?;
+    let input = EndpointInput::parse(
+        url,
+        body.events.as_deref(),
+        body.enabled,
+        state.settings.crm_webhooks.allow_private_targets,
+    )?;
+    let saved = repo::upsert(&mut *state.db.acquire().await?, caller.tenant, &input).await?;
+    let status = if saved.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(saved)))
+}
+
+/// `GET /api/v1/webhook`: the endpoint, never its secret.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&caller)?;
+    repo::get(&mut *state.db.acquire().await?, caller.tenant)
+        .await?
+        .map(Json)
+        .ok_or_else(no_endpoint)
+}
+
+/// `DELETE /api/v1/webhook`: no more events; pending deliveries are marked failed.
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&caller)?;
+    if repo::delete(&mut *state.db.acquire().await?, caller.tenant).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(no_endpoint())
+    }
+}
+
+/// `POST /api/v1/webhook/rotate-secret`: a new secret, shown once; the old one no longer
+/// signs anything (retries of earlier events included).
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&caller)?;
+    repo::rotate_secret(&mut *state.db.acquire().await?, caller.tenant)
+        .await?
+        .map(Json)
+        .ok_or_else(no_endpoint)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeliveriesQuery {
+    pub limit: Option<String>,
+}
+
+/// `GET /api/v1/webhook/deliveries?limit=` (1–200, default 50): the most recent
+/// deliveries, newest first, with their state, attempts and last answer.
+pub async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<DeliveriesQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&caller)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("invalid_query", e.body_text(), None))?;
+    let limit = match q.limit.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+        None => 50,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=200).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_field",
+                    format!("limit must be a whole number from 1 to 200, not {raw:?}"),
+                    Some("limit"),
+                )
+            })?,
+    };
+    Ok(Json(
+        repo::deliveries(&mut *state.db.acquire().await?, caller.tenant, limit).await?,
+    ))
+}
