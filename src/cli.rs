@@ -941,7 +941,9 @@ async fn tenant_webhook(
     let print_secret = |secret: &Option<String>| {
         if let Some(s) = secret {
             println!("  signing secret: {s}");
-            println!("The secret is shown only now; give it to the CRM to verify X-Dialer-Signature.");
+            println!(
+                "The secret is shown only now; give it to the CRM to verify X-Dialer-Signature."
+            );
         }
     };
     match cmd {
@@ -958,7 +960,13 @@ async fn tenant_webhook(
                 Some(!disabled),
                 settings.crm_webhooks.allow_private_targets,
             )
-            .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.split('[').next().unwrap_or("url"), e.message))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "--{}: {}",
+                    e.field.split('[').next().unwrap_or("url"),
+                    e.message
+                )
+            })?;
             let saved = repo::upsert(conn, tenant, &input).await?;
             if out.json {
                 return print_json(&saved);

@@ -98,18 +98,12 @@ fn describe() {
         "dialer_attempts_total",
         "Attempts claimed (the calls row written before the carrier is asked)"
     );
-    metrics::describe_counter!(
-        "dialer_dials_total",
-        "Dial requests the carrier accepted"
-    );
+    metrics::describe_counter!("dialer_dials_total", "Dial requests the carrier accepted");
     metrics::describe_counter!(
         "dialer_call_outcomes_total",
         "Attempts that reached their final disposition, by disposition (answered, voicemail, no_answer, busy, failed, canceled, abandoned, invalid_number)"
     );
-    metrics::describe_counter!(
-        "dialer_leads_finished_total",
-        "Leads done, by final reason"
-    );
+    metrics::describe_counter!("dialer_leads_finished_total", "Leads done, by final reason");
     metrics::describe_histogram!(
         "dialer_webhook_duration_seconds",
         metrics::Unit::Seconds,

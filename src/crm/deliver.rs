@@ -29,9 +29,10 @@ pub fn retry_delay(attempts: u32, s: &CrmWebhookSettings) -> Option<Duration> {
     if attempts >= s.max_attempts {
         return None;
     }
-    let doubled = s
-        .retry_base_ms
-        .saturating_mul(1u64.checked_shl(attempts.saturating_sub(1)).unwrap_or(u64::MAX));
+    let doubled = s.retry_base_ms.saturating_mul(
+        1u64.checked_shl(attempts.saturating_sub(1))
+            .unwrap_or(u64::MAX),
+    );
     Some(Duration::from_millis(doubled.min(s.retry_max_ms)))
 }
 
@@ -117,10 +118,7 @@ struct Claimed {
 /// How an attempt went.
 enum Outcome {
     Delivered(u16),
-    Failed {
-        status: Option<u16>,
-        error: String,
-    },
+    Failed { status: Option<u16>, error: String },
 }
 
 /// Releases the tenant's slot when the delivery's task ends, however it ends.
@@ -187,7 +185,9 @@ impl Worker {
                 match self.prune().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "old CRM webhook deliveries deleted"),
-                    Err(e) => tracing::warn!(error = %e, "deleting old CRM webhook deliveries failed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "deleting old CRM webhook deliveries failed")
+                    }
                 }
                 pruned = Some(Instant::now());
             }
@@ -308,10 +308,7 @@ impl Worker {
             }
             Err(e) => {
                 let mut error = if e.is_timeout() {
-                    format!(
-                        "no answer within {} ms",
-                        self.settings().timeout_ms
-                    )
+                    format!("no answer within {} ms", self.settings().timeout_ms)
                 } else {
                     e.to_string()
                 };

@@ -125,7 +125,10 @@ impl EndpointInput {
 pub fn parse_url(raw: &str, allow_private: bool) -> Result<String, Invalid> {
     let raw = raw.trim();
     if raw.is_empty() {
-        return Err(invalid("url", "url is required: the CRM's https:// endpoint"));
+        return Err(invalid(
+            "url",
+            "url is required: the CRM's https:// endpoint",
+        ));
     }
     if raw.len() > 2048 {
         return Err(invalid("url", "url is longer than 2048 characters"));
@@ -225,8 +228,8 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field, "events[1]");
-        let e = EndpointInput::parse("https://crm.example.com/", Some(&[]), None, false)
-            .unwrap_err();
+        let e =
+            EndpointInput::parse("https://crm.example.com/", Some(&[]), None, false).unwrap_err();
         assert_eq!(e.field, "events");
         let some = EndpointInput::parse(
             "https://crm.example.com/",

@@ -7,7 +7,8 @@ use sqlx::PgConnection;
 use super::{Endpoint, EndpointInput, generate_secret};
 use crate::tenant::TenantId;
 
-const ENDPOINT_COLUMNS: &str = "url, events, enabled, left(secret, 10) AS secret_prefix, created_at, updated_at";
+const ENDPOINT_COLUMNS: &str =
+    "url, events, enabled, left(secret, 10) AS secret_prefix, created_at, updated_at";
 
 /// The endpoint just written, and its secret when one was generated (first creation):
 /// shown to the admin once, never again.
@@ -37,15 +38,22 @@ pub async fn upsert(
                 updated_at = now()
          RETURNING {ENDPOINT_COLUMNS}, (xmax = 0) AS created"
     );
-    let row: (String, Vec<String>, bool, String, DateTime<Utc>, DateTime<Utc>, bool) =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(tenant)
-            .bind(&input.url)
-            .bind(&secret)
-            .bind(&input.events)
-            .bind(input.enabled)
-            .fetch_one(conn)
-            .await?;
+    let row: (
+        String,
+        Vec<String>,
+        bool,
+        String,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        bool,
+    ) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(&input.url)
+        .bind(&secret)
+        .bind(&input.events)
+        .bind(input.enabled)
+        .fetch_one(conn)
+        .await?;
     let (url, events, enabled, secret_prefix, created_at, updated_at, created) = row;
     Ok(Saved {
         endpoint: Endpoint {

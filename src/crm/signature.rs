@@ -109,7 +109,14 @@ mod tests {
             verify(SECRET, &header, body, 1_301, 300),
             Err(SignatureError::Stale(301))
         );
-        for bad in ["", "t=1000", "v1=00", "t=x,v1=00", "t=1000,v1=zz", "garbage"] {
+        for bad in [
+            "",
+            "t=1000",
+            "v1=00",
+            "t=x,v1=00",
+            "t=1000,v1=zz",
+            "garbage",
+        ] {
             assert_eq!(
                 verify(SECRET, bad, body, 1_000, 300),
                 Err(SignatureError::Malformed),

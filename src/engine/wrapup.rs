@@ -191,8 +191,7 @@ pub async fn wrap_up(
         .await?,
         None => None,
     };
-    crate::crm::outbox::disposition_set(&mut tx, id, w.callback_at, scheduled, added_to_dnc)
-        .await;
+    crate::crm::outbox::disposition_set(&mut tx, id, w.callback_at, scheduled, added_to_dnc).await;
     tx.commit().await?;
     state.engine.wake.notify_one();
     Ok(WrappedUp {

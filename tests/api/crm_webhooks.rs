@@ -109,7 +109,13 @@ fn fast_crm(s: &mut Settings) {
     s.daemon.tick_ms = 200;
 }
 
-async fn send(app: &TestApp, method: reqwest::Method, key: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    key: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut r = app
         .client
         .request(method, format!("{}{path}", app.address))
@@ -124,7 +130,14 @@ async fn send(app: &TestApp, method: reqwest::Method, key: &str, path: &str, bod
 
 /// Sets the tenant's endpoint through the API; its secret.
 async fn set_webhook(app: &TestApp, t: &Tenant, url: &str) -> String {
-    let (s, b) = send(app, reqwest::Method::PUT, &t.key, "/api/v1/webhook", Some(json!({"url": url}))).await;
+    let (s, b) = send(
+        app,
+        reqwest::Method::PUT,
+        &t.key,
+        "/api/v1/webhook",
+        Some(json!({"url": url})),
+    )
+    .await;
     assert_eq!(s, 201, "{b}");
     b["secret"].as_str().unwrap().to_string()
 }
@@ -136,7 +149,14 @@ fn verify(secret: &str, r: &Received) {
 }
 
 async fn deliveries(app: &TestApp, t: &Tenant) -> Vec<Value> {
-    let (s, b) = send(app, reqwest::Method::GET, &t.key, "/api/v1/webhook/deliveries?limit=100", None).await;
+    let (s, b) = send(
+        app,
+        reqwest::Method::GET,
+        &t.key,
+        "/api/v1/webhook/deliveries?limit=100",
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     b.as_array().unwrap().clone()
 }
@@ -171,7 +191,9 @@ async fn a_campaign_run_sends_signed_events_to_its_tenants_crm_only() {
         &app,
         &a,
         &a_leads,
-        &format!(", max_attempts = 1, abandon_cap_pct = 3, max_hold_ms = 10000, agent_group_id = '{g}'"),
+        &format!(
+            ", max_attempts = 1, abandon_cap_pct = 3, max_hold_ms = 10000, agent_group_id = '{g}'"
+        ),
     )
     .await;
     start_campaign(&app, &b, &b_leads, ", max_attempts = 1").await;
@@ -198,7 +220,11 @@ async fn a_campaign_run_sends_signed_events_to_its_tenants_crm_only() {
         let now = chrono::Utc::now().timestamp();
         assert!(signature::verify(&b_secret, &r.signature, &r.body, now, 300).is_err());
     }
-    let finished = got.iter().find(|r| r.event == "call.finished").expect("call.finished").json();
+    let finished = got
+        .iter()
+        .find(|r| r.event == "call.finished")
+        .expect("call.finished")
+        .json();
     assert_eq!(finished["id"], format!("call.finished:{call}"));
     let data = &finished["data"];
     assert_eq!(data["call_id"], call);
@@ -210,7 +236,11 @@ async fn a_campaign_run_sends_signed_events_to_its_tenants_crm_only() {
     assert_eq!(data["to"], a_leads[0].as_str());
     assert!(data["duration_secs"].as_i64().is_some(), "{finished}");
     assert!(data["bridged_at"].is_string(), "{finished}");
-    let lead = got.iter().find(|r| r.event == "lead.final").expect("lead.final").json();
+    let lead = got
+        .iter()
+        .find(|r| r.event == "lead.final")
+        .expect("lead.final")
+        .json();
     assert_eq!(lead["data"]["final_reason"], "answered");
     assert_eq!(lead["data"]["attempts"], 1);
     assert_eq!(lead["data"]["first_name"], "Lead0");
@@ -227,7 +257,9 @@ async fn a_campaign_run_sends_signed_events_to_its_tenants_crm_only() {
     .await;
     assert_eq!(s, 200, "{body}");
     let got = a_crm
-        .wait_for("disposition.set", |g| g.iter().any(|r| r.event == "disposition.set"))
+        .wait_for("disposition.set", |g| {
+            g.iter().any(|r| r.event == "disposition.set")
+        })
         .await;
     let set = got.iter().find(|r| r.event == "disposition.set").unwrap();
     verify(&a_secret, set);
@@ -249,9 +281,20 @@ async fn a_campaign_run_sends_signed_events_to_its_tenants_crm_only() {
         assert_ne!(body["data"]["call_id"], call);
     }
     let events: Vec<&str> = got.iter().map(|r| r.event.as_str()).collect();
-    assert_eq!(events.iter().filter(|e| **e == "call.finished").count(), 2, "{events:?}");
-    assert_eq!(events.iter().filter(|e| **e == "lead.final").count(), 2, "{events:?}");
-    assert!(got.iter().all(|r| r.json()["data"]["campaign_id"] == b.campaign.id.to_string()));
+    assert_eq!(
+        events.iter().filter(|e| **e == "call.finished").count(),
+        2,
+        "{events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| **e == "lead.final").count(),
+        2,
+        "{events:?}"
+    );
+    assert!(
+        got.iter()
+            .all(|r| r.json()["data"]["campaign_id"] == b.campaign.id.to_string())
+    );
 
     // Each delivery went once, and the API says so.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -259,10 +302,15 @@ async fn a_campaign_run_sends_signed_events_to_its_tenants_crm_only() {
     assert_eq!(b_crm.got().len(), 4);
     let list = deliveries(&app, &a).await;
     assert_eq!(list.len(), 3, "{list:?}");
-    assert!(list.iter().all(|d| d["state"] == "delivered" && d["attempts"] == 1 && d["last_status"] == 200), "{list:?}");
+    assert!(
+        list.iter()
+            .all(|d| d["state"] == "delivered" && d["attempts"] == 1 && d["last_status"] == 200),
+        "{list:?}"
+    );
 
     // The metrics these runs feed.
-    let carrier = dialer::telephony::client::TwilioClient::from_settings(&app.settings.twilio).unwrap();
+    let carrier =
+        dialer::telephony::client::TwilioClient::from_settings(&app.settings.twilio).unwrap();
     let missing = dialer::telephony::CallSid::parse("CA0123456789abcdef0123456789abcdef").unwrap();
     assert!(carrier.fetch_call(&missing).await.is_err());
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -274,10 +322,10 @@ async fn a_campaign_run_sends_signed_events_to_its_tenants_crm_only() {
         "dialer_call_outcomes_total{disposition=\"answered\"}",
         "dialer_call_outcomes_total{disposition=\"busy\"}",
         "dialer_dials_total ",
-        "dialer_webhook_duration_seconds_bucket{kind=",
+        "dialer_webhook_duration_seconds_count{kind=",
         "dialer_twilio_api_errors_total{status=\"404\"",
         "dialer_crm_webhook_deliveries_total{result=\"delivered\"}",
-        "dialer_crm_webhook_delivery_duration_seconds_bucket",
+        "dialer_crm_webhook_delivery_duration_seconds_count",
         "dialer_crm_webhook_backlog ",
         "# HELP dialer_calls_active ",
         "# HELP dialer_twilio_api_errors_total ",
@@ -327,10 +375,15 @@ async fn a_failing_crm_gets_the_event_again_later_and_is_given_up_on_after_the_l
     wait_completed(&app, &t, Duration::from_secs(30)).await;
     wait_completed(&app, &d, Duration::from_secs(30)).await;
 
-    let got = crm.wait_for("a retry that succeeds", |g| g.len() >= 3).await;
+    let got = crm
+        .wait_for("a retry that succeeds", |g| g.len() >= 3)
+        .await;
     assert!(got.iter().all(|r| r.event == "call.finished"), "{got:?}");
     // The same delivery, the same body, attempts 1, 2, 3, each signed.
-    assert!(got.iter().all(|r| r.delivery == got[0].delivery && r.body == got[0].body));
+    assert!(
+        got.iter()
+            .all(|r| r.delivery == got[0].delivery && r.body == got[0].body)
+    );
     assert_eq!(
         got.iter().map(|r| r.attempt.as_str()).collect::<Vec<_>>(),
         ["1", "2", "3"]
@@ -351,11 +404,17 @@ async fn a_failing_crm_gets_the_event_again_later_and_is_given_up_on_after_the_l
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let failed = loop {
         let list = deliveries(&app, &d).await;
-        let failed: Vec<Value> = list.into_iter().filter(|d| d["state"] == "failed").collect();
+        let failed: Vec<Value> = list
+            .into_iter()
+            .filter(|d| d["state"] == "failed")
+            .collect();
         if failed.len() == 2 {
             break failed;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not given up: {failed:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not given up: {failed:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     for d in &failed {
@@ -377,10 +436,17 @@ async fn only_tenant_admins_keep_the_webhook_and_bad_input_names_the_field() {
     let hasher = dialer::auth::KeyHasher::new(Some("test-pepper".to_string().into()));
     let manager = {
         let mut conn = app.db.acquire().await.unwrap();
-        dialer::auth::repo::create_key(&mut conn, t.id, "mgr", dialer::auth::Role::Manager, None, &hasher)
-            .await
-            .unwrap()
-            .key
+        dialer::auth::repo::create_key(
+            &mut conn,
+            t.id,
+            "mgr",
+            dialer::auth::Role::Manager,
+            None,
+            &hasher,
+        )
+        .await
+        .unwrap()
+        .key
     };
     use reqwest::Method;
     let body = json!({"url": "https://crm.example.com/hooks"});
@@ -409,12 +475,31 @@ async fn only_tenant_admins_keep_the_webhook_and_bad_input_names_the_field() {
         // Internal targets are refused by default (crm_webhooks.allow_private_targets).
         (json!({"url": "http://127.0.0.1:8080/hooks"}), "url"),
         (json!({"url": "http://169.254.169.254/latest"}), "url"),
-        (json!({"url": "https://crm.example.com/", "events": ["call.started"]}), "events[0]"),
-        (json!({"url": "https://crm.example.com/", "events": []}), "events"),
-        (json!({"url": "https://crm.example.com/", "enabled": "yes"}), "enabled"),
-        (json!({"url": "https://crm.example.com/", "colour": "red"}), "colour"),
+        (
+            json!({"url": "https://crm.example.com/", "events": ["call.started"]}),
+            "events[0]",
+        ),
+        (
+            json!({"url": "https://crm.example.com/", "events": []}),
+            "events",
+        ),
+        (
+            json!({"url": "https://crm.example.com/", "enabled": "yes"}),
+            "enabled",
+        ),
+        (
+            json!({"url": "https://crm.example.com/", "colour": "red"}),
+            "colour",
+        ),
     ] {
-        let (s, b) = send(&app, Method::PUT, &t.key, "/api/v1/webhook", Some(bad.clone())).await;
+        let (s, b) = send(
+            &app,
+            Method::PUT,
+            &t.key,
+            "/api/v1/webhook",
+            Some(bad.clone()),
+        )
+        .await;
         assert_eq!(s, 422, "{bad} → {b}");
         assert_eq!(b["error"]["field"], field, "{bad} → {b}");
     }
@@ -456,16 +541,37 @@ async fn only_tenant_admins_keep_the_webhook_and_bad_input_names_the_field() {
     assert_eq!(updated["enabled"], false);
     assert_eq!(updated["events"].as_array().unwrap().len(), 3);
 
-    let (s, rotated) = send(&app, Method::POST, &t.key, "/api/v1/webhook/rotate-secret", None).await;
+    let (s, rotated) = send(
+        &app,
+        Method::POST,
+        &t.key,
+        "/api/v1/webhook/rotate-secret",
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{rotated}");
     let new = rotated["secret"].as_str().unwrap();
     assert!(new.starts_with("whsec_") && new != secret, "{rotated}");
 
-    let (s, list) = send(&app, Method::GET, &t.key, "/api/v1/webhook/deliveries", None).await;
+    let (s, list) = send(
+        &app,
+        Method::GET,
+        &t.key,
+        "/api/v1/webhook/deliveries",
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(list, json!([]));
     for bad in ["0", "201", "ten"] {
-        let (s, b) = send(&app, Method::GET, &t.key, &format!("/api/v1/webhook/deliveries?limit={bad}"), None).await;
+        let (s, b) = send(
+            &app,
+            Method::GET,
+            &t.key,
+            &format!("/api/v1/webhook/deliveries?limit={bad}"),
+            None,
+        )
+        .await;
         assert_eq!(s, 422, "{bad}: {b}");
         assert_eq!(b["error"]["field"], "limit");
     }
@@ -478,6 +584,13 @@ async fn only_tenant_admins_keep_the_webhook_and_bad_input_names_the_field() {
     assert_eq!(s, 404);
     let (s, _) = send(&app, Method::DELETE, &t.key, "/api/v1/webhook", None).await;
     assert_eq!(s, 404);
-    let (s, _) = send(&app, Method::POST, &t.key, "/api/v1/webhook/rotate-secret", None).await;
+    let (s, _) = send(
+        &app,
+        Method::POST,
+        &t.key,
+        "/api/v1/webhook/rotate-secret",
+        None,
+    )
+    .await;
     assert_eq!(s, 404);
 }
