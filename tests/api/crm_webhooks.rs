@@ -594,3 +594,70 @@ async fn only_tenant_admins_keep_the_webhook_and_bad_input_names_the_field() {
     .await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test]
+async fn the_operator_keeps_a_tenants_webhook_from_the_cli() {
+    use crate::cli::{dialer, stderr, stdout};
+    let db = crate::helpers::TestDb::create().await;
+    assert!(dialer(Some(&db), &["migrate"]).status.success());
+    let created = dialer(Some(&db), &["tenant", "create", "Acme", "--json"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let tenant: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let id = tenant["tenant"]["id"].as_str().unwrap();
+
+    let bad = dialer(
+        Some(&db),
+        &[
+            "tenant",
+            "webhook",
+            "set",
+            "--tenant",
+            id,
+            "--url",
+            "https://crm.example.com/",
+            "--events",
+            "call.finished,call.started",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--events"), "{}", stderr(&bad));
+
+    let set = dialer(
+        Some(&db),
+        &[
+            "tenant",
+            "webhook",
+            "set",
+            "--tenant",
+            id,
+            "--url",
+            "https://crm.example.com/hooks",
+            "--events",
+            "lead.final,call.finished",
+            "--json",
+        ],
+    );
+    assert!(set.status.success(), "{}", stderr(&set));
+    let v: Value = serde_json::from_slice(&set.stdout).unwrap();
+    assert!(v["secret"].as_str().unwrap().starts_with("whsec_"), "{v}");
+    assert_eq!(v["events"], json!(["lead.final", "call.finished"]));
+
+    let show = dialer(Some(&db), &["tenant", "webhook", "show", "--tenant", id]);
+    assert!(show.status.success(), "{}", stderr(&show));
+    let text = stdout(&show);
+    assert!(text.contains("https://crm.example.com/hooks"), "{text}");
+    assert!(!text.contains(v["secret"].as_str().unwrap()), "{text}");
+
+    assert!(
+        dialer(Some(&db), &["tenant", "webhook", "remove", "--tenant", id])
+            .status
+            .success()
+    );
+    let gone = dialer(Some(&db), &["tenant", "webhook", "show", "--tenant", id]);
+    assert!(!gone.status.success());
+    assert!(
+        stderr(&gone).contains("no CRM webhook"),
+        "{}",
+        stderr(&gone)
+    );
+}
