@@ -31,8 +31,16 @@ impl MainLoop {
             Ok(n) => tracing::warn!(imports = n, "marked interrupted imports as failed"),
             Err(e) => tracing::warn!(error = %e, "checking for interrupted imports failed"),
         }
-        if let Err(e) = crate::health::refresh_gauges(&self.state).await {
-            tracing::warn!(error = format!("{e:#}"), "refreshing the gauges failed");
+        // Bounded: a slow database must not hold up the watchdog ping.
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            crate::health::refresh_gauges(&self.state),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "refreshing the gauges failed"),
+            Err(_) => tracing::warn!("refreshing the gauges took over 2 s; skipped"),
         }
         crate::telemetry::metrics().run_upkeep();
         metrics::counter!("dialer_daemon_ticks_total").increment(1);
