@@ -143,6 +143,150 @@ pub mod repo {
     }
 }
 
+/// A key as listings show it: never the secret.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct KeyInfo {
+    pub id: uuid::Uuid,
+    pub name: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    pub agent_id: Option<uuid::Uuid>,
+    pub key_prefix: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl TryFrom<String> for Role {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Role::parse(&raw).ok_or_else(|| format!("`{raw}` is not a role (admin, manager, agent)"))
+    }
+}
+
+/// Why a key could not be created or revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("no API key {0}")]
+    NotFound(uuid::Uuid),
+    #[error(
+        "API key {0} is the tenant's last admin key: create another admin key first, or the tenant could no longer manage its keys"
+    )]
+    LastAdmin(uuid::Uuid),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+pub mod keys {
+    use super::*;
+    use sqlx::PgConnection;
+
+    use crate::tenant::TenantId;
+
+    macro_rules! key_columns {
+        () => {
+            "id, name, role, agent_id, key_prefix, created_at, last_used_at, revoked_at"
+        };
+    }
+
+    /// The tenant's keys, newest first, revoked ones included.
+    pub async fn list(
+        conn: &mut PgConnection,
+        tenant: TenantId,
+    ) -> Result<Vec<KeyInfo>, sqlx::Error> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(tenant)
+        .fetch_all(conn)
+        .await
+    }
+
+    /// Creates a key after checking it: a name of 1-200 characters, and an agent of the
+    /// tenant for, and only for, role `agent`.
+    pub async fn create(
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        name: &str,
+        role: Role,
+        agent: Option<uuid::Uuid>,
+        hasher: &KeyHasher,
+    ) -> Result<CreatedKey, KeyError> {
+        let invalid = |field, reason: &str| KeyError::Invalid {
+            field,
+            reason: reason.to_string(),
+        };
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(invalid("name", "must be 1 to 200 characters"));
+        }
+        match (role, agent) {
+            (Role::Agent, None) => {
+                return Err(invalid(
+                    "agent_id",
+                    "a key with role agent acts as an agent: give its id",
+                ));
+            }
+            (Role::Agent, Some(agent)) => {
+                let found: Option<i32> =
+                    sqlx::query_scalar("SELECT 1 FROM agents WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant)
+                        .bind(agent)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if found.is_none() {
+                    return Err(invalid("agent_id", &format!("no agent {agent}")));
+                }
+            }
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "agent_id",
+                    "only a key with role agent acts as an agent",
+                ));
+            }
+            (_, None) => {}
+        }
+        Ok(super::repo::create_key(conn, tenant, name, role, agent, hasher).await?)
+    }
+
+    /// Revokes a key at once (its next request gets 401). Revoking a revoked key changes
+    /// nothing; the last active admin key of a tenant is kept.
+    pub async fn revoke(
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        id: uuid::Uuid,
+    ) -> Result<KeyInfo, KeyError> {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        // Admin keys of the tenant are locked together, so two admins revoking each
+        // other's keys at once cannot leave none.
+        let admins: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT id FROM api_keys WHERE tenant_id = $1 AND role = 'admin' AND revoked_at IS NULL \
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(tenant)
+        .fetch_all(&mut *tx)
+        .await?;
+        if admins == [id] {
+            return Err(KeyError::LastAdmin(id));
+        }
+        let key: Option<KeyInfo> = sqlx::query_as(concat!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            key_columns!()
+        ))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let key = key.ok_or(KeyError::NotFound(id))?;
+        tx.commit().await?;
+        Ok(key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::AgentId;
 use crate::auth::KeyHasher;
-use crate::campaign::settings::{self as cs, DailyWindow, WeekDays};
+use crate::campaign::settings::{self as cs, DailyWindow};
 use crate::campaign::{CampaignId, NewCampaign};
 use crate::config::{ConfigError, Settings};
 use crate::tenant::TenantId;
@@ -437,6 +437,9 @@ pub enum TenantCommand {
     },
     /// List tenants
     List(JsonFlag),
+    /// A tenant's API keys: create (the secret is shown once), list, revoke
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// The tenant's CRM webhook: where finished calls, dispositions and final leads are POSTed
     #[command(subcommand)]
     Webhook(WebhookCommand),
@@ -474,6 +477,42 @@ pub enum WebhookCommand {
     },
     /// Replace the signing secret and print the new one once
     RotateSecret {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key and print it (shown once)
+    Create {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        /// What the key is for, e.g. "CRM sync"
+        #[arg(long)]
+        name: String,
+        /// admin (everything in the tenant), manager (campaigns, leads, agents, reports) or agent
+        #[arg(long, value_parser = ["admin", "manager", "agent"], default_value = "manager")]
+        role: String,
+        /// For --role agent: the agent the key acts as
+        #[arg(long, value_name = "AGENT_ID")]
+        agent: Option<uuid::Uuid>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List a tenant's keys (never their secrets)
+    List {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: TenantId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Revoke a key at once; its next request gets 401
+    Revoke {
+        /// The key's id (from `dialer tenant key list`)
+        id: uuid::Uuid,
         #[arg(long, value_name = "TENANT_ID")]
         tenant: TenantId,
         #[command(flatten)]
@@ -619,56 +658,11 @@ pub struct CreateCampaign {
 }
 
 impl CreateCampaign {
-    /// Turns the flags into a validated campaign, naming the flag on error.
+    /// Turns the flags into a validated campaign, naming the flag on error: the same
+    /// checks as the API's (`CampaignInput`).
     pub fn to_new_campaign(&self) -> Result<NewCampaign, cs::SettingError> {
-        let mut c = NewCampaign::with_defaults(&self.name)?;
-        c.caller_id = self
-            .caller_id
-            .as_deref()
-            .map(|v| cs::parse_e164("caller_id", v))
-            .transpose()?;
-        c.time_zone = cs::parse_time_zone("time_zone", &self.time_zone)?;
-        c.window = DailyWindow::parse("window", &self.window)?;
-        c.days = WeekDays::parse(&self.days)?;
-        c.start_date = self
-            .start_date
-            .as_deref()
-            .map(|v| cs::parse_date("start_date", v))
-            .transpose()?;
-        c.end_date = self
-            .end_date
-            .as_deref()
-            .map(|v| cs::parse_date("end_date", v))
-            .transpose()?;
-        c.default_region = cs::parse_region("default_region", &self.default_region)?;
-        c.max_concurrent = self.max_concurrent;
-        c.dial_ratio = self.dial_ratio;
-        c.dial_timeout_secs = self.dial_timeout;
-        c.max_attempts = self.max_attempts;
-        c.retry_no_answer_secs = cs::parse_delay("retry_no_answer", &self.retry_no_answer)?;
-        c.retry_busy_secs = cs::parse_delay("retry_busy", &self.retry_busy)?;
-        c.retry_failed_secs = cs::parse_delay("retry_failed", &self.retry_failed)?;
-        c.retry_voicemail_secs = cs::parse_delay("retry_voicemail", &self.retry_voicemail)?;
-        c.amd_enabled = !self.no_amd;
-        c.voicemail_message = self
-            .voicemail_message
-            .clone()
-            .filter(|m| !m.trim().is_empty());
-        c.recording_enabled = self.record;
-        c.recording_consent_message = self
-            .recording_consent_message
-            .as_deref()
-            .map(|v| cs::parse_spoken("recording_consent_message", v))
-            .transpose()?
-            .flatten();
-        c.max_hold_ms = self.max_hold_ms;
-        c.seller_name = self.seller_name.clone();
-        c.callback_number = self
-            .callback_number
-            .as_deref()
-            .map(|v| cs::parse_e164("callback_number", v))
-            .transpose()?;
-        c.legal_window = DailyWindow::parse("legal_window", &self.legal_window)?;
+        let delay = |field, raw: &str| cs::parse_delay(field, raw).map(|d| d.map(i64::from));
+        let mut overrides = serde_json::Map::new();
         for o in &self.legal_window_overrides {
             let (place, window) = o.split_once('=').ok_or_else(|| cs::SettingError {
                 field: "legal_window_override",
@@ -676,20 +670,43 @@ impl CreateCampaign {
                 reason: "expected PLACE=HH:MM-HH:MM, e.g. US-FL=08:00-20:00".into(),
             })?;
             let w = DailyWindow::parse("legal_window_override", window)?;
-            c.legal_window_overrides.insert(
-                place.trim().to_ascii_uppercase(),
-                [
+            overrides.insert(
+                place.trim().to_string(),
+                serde_json::json!([
                     w.start.format("%H:%M").to_string(),
-                    w.end.format("%H:%M").to_string(),
-                ],
+                    w.end.format("%H:%M").to_string()
+                ]),
             );
         }
-        crate::schedule::LegalHours::from_json(
-            c.legal_window,
-            &serde_json::json!(c.legal_window_overrides),
-        )?;
-        c.validate()?;
-        Ok(c)
+        let input = crate::campaign::input::CampaignInput {
+            name: Some(self.name.clone()),
+            caller_id: Some(self.caller_id.clone()),
+            time_zone: Some(self.time_zone.clone()),
+            window: Some(self.window.clone()),
+            days: Some(self.days.clone()),
+            start_date: Some(self.start_date.clone()),
+            end_date: Some(self.end_date.clone()),
+            default_region: Some(self.default_region.clone()),
+            max_concurrent: Some(self.max_concurrent.into()),
+            dial_ratio: Some(self.dial_ratio),
+            dial_timeout_secs: Some(self.dial_timeout.into()),
+            max_attempts: Some(self.max_attempts.into()),
+            retry_no_answer_secs: Some(delay("retry_no_answer", &self.retry_no_answer)?),
+            retry_busy_secs: Some(delay("retry_busy", &self.retry_busy)?),
+            retry_failed_secs: Some(delay("retry_failed", &self.retry_failed)?),
+            retry_voicemail_secs: Some(delay("retry_voicemail", &self.retry_voicemail)?),
+            amd_enabled: Some(!self.no_amd),
+            voicemail_message: Some(self.voicemail_message.clone()),
+            recording_enabled: Some(self.record),
+            recording_consent_message: Some(self.recording_consent_message.clone()),
+            max_hold_ms: Some(self.max_hold_ms.into()),
+            seller_name: Some(self.seller_name.clone()),
+            callback_number: Some(self.callback_number.clone()),
+            legal_window: Some(self.legal_window.clone()),
+            legal_window_overrides: Some(serde_json::Value::Object(overrides)),
+            ..Default::default()
+        };
+        input.to_new()
     }
 }
 
@@ -913,6 +930,7 @@ async fn tenant(cmd: TenantCommand, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        TenantCommand::Key(cmd) => tenant_key(cmd, &settings, &mut conn).await,
         TenantCommand::Webhook(cmd) => tenant_webhook(cmd, &settings, &mut conn).await,
     }
 }
@@ -929,9 +947,7 @@ async fn tenant_webhook(
         | WebhookCommand::Remove { tenant }
         | WebhookCommand::RotateSecret { tenant, .. } => *tenant,
     };
-    crate::tenant::repo::get(conn, tenant)
-        .await?
-        .with_context(|| format!("no tenant with id {tenant}"))?;
+    ensure_tenant(conn, tenant).await?;
     let print = |e: &crate::crm::Endpoint| {
         println!("  url:     {}", e.url);
         println!("  events:  {}", e.events.join(", "));
@@ -1007,6 +1023,68 @@ async fn tenant_webhook(
             println!("CRM webhook secret replaced");
             print(&saved.endpoint);
             print_secret(&saved.secret);
+            Ok(())
+        }
+    }
+}
+
+async fn tenant_key(
+    cmd: KeyCommand,
+    settings: &Settings,
+    conn: &mut sqlx::PgConnection,
+) -> anyhow::Result<()> {
+    use crate::auth::keys;
+    match cmd {
+        KeyCommand::Create {
+            tenant,
+            name,
+            role,
+            agent,
+            out,
+        } => {
+            ensure_tenant(conn, tenant).await?;
+            let hasher = KeyHasher::new(settings.auth.api_key_pepper.clone());
+            let role = crate::auth::Role::parse(&role).context("role")?;
+            let key = keys::create(conn, tenant, &name, role, agent, &hasher).await?;
+            if out.json {
+                return print_json(&key);
+            }
+            println!("API key created");
+            println!("  id:   {}", key.id);
+            println!("  name: {}", key.name);
+            println!("  role: {}", key.role.as_str());
+            println!("  key:  {}", key.key);
+            println!("The key is shown only now; store it in a secret manager.");
+            Ok(())
+        }
+        KeyCommand::List { tenant, out } => {
+            ensure_tenant(conn, tenant).await?;
+            let list = keys::list(conn, tenant).await?;
+            if out.json {
+                return print_json(&list);
+            }
+            for k in list {
+                let state = match (k.revoked_at, k.last_used_at) {
+                    (Some(t), _) => format!("revoked {}", t.format("%Y-%m-%d %H:%M UTC")),
+                    (None, Some(t)) => format!("last used {}", t.format("%Y-%m-%d %H:%M UTC")),
+                    (None, None) => "never used".into(),
+                };
+                println!(
+                    "{}  {:<8} {}…  {}  ({state})",
+                    k.id,
+                    k.role.as_str(),
+                    k.key_prefix,
+                    k.name
+                );
+            }
+            Ok(())
+        }
+        KeyCommand::Revoke { id, tenant, out } => {
+            let key = keys::revoke(conn, tenant, id).await?;
+            if out.json {
+                return print_json(&key);
+            }
+            println!("API key {} ({}) revoked", key.id, key.name);
             Ok(())
         }
     }
@@ -1712,7 +1790,7 @@ mod tests {
         assert!(parse(&[]).is_ok());
         assert_eq!(
             parse(&["--dial-timeout", "10"]).unwrap_err().field,
-            "dial_timeout"
+            "dial_timeout_secs"
         );
         assert_eq!(
             parse(&["--time-zone", "Mars/Base"]).unwrap_err().field,

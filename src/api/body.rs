@@ -33,6 +33,14 @@ where
 
 /// Parses a JSON body, naming the field (its path, e.g. `work_days[1]`) that is wrong.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Postgres text cannot hold NUL: refuse it here rather than fail in the database.
+    if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "text must not contain NUL characters (\\u0000)",
+            None,
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

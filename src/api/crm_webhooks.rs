@@ -11,18 +11,8 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::{ApiError, Caller};
-use crate::auth::Role;
 use crate::crm::{self, EndpointInput, repo};
 use crate::startup::AppState;
-
-fn require_admin(caller: &Caller) -> Result<(), ApiError> {
-    match caller.role {
-        Role::Admin => Ok(()),
-        Role::Manager | Role::Agent => Err(ApiError::Forbidden(
-            "the CRM webhook needs an admin API key".into(),
-        )),
-    }
-}
 
 fn no_endpoint() -> ApiError {
     ApiError::NotFound("no CRM webhook: create one with PUT /api/v1/webhook".into())
@@ -55,7 +45,7 @@ pub async fn put(
     caller: Caller,
     JsonBody(body): JsonBody<EndpointBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let url = body.url.as_deref().ok_or_else(|| {
         ApiError::invalid(
             "invalid_field",
@@ -83,7 +73,7 @@ pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     repo::get(&mut *state.db.acquire().await?, caller.tenant)
         .await?
         .map(Json)
@@ -95,7 +85,7 @@ pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     if repo::delete(&mut *state.db.acquire().await?, caller.tenant).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -109,7 +99,7 @@ pub async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     repo::rotate_secret(&mut *state.db.acquire().await?, caller.tenant)
         .await?
         .map(Json)
@@ -128,7 +118,7 @@ pub async fn deliveries(
     caller: Caller,
     query: Result<Query<DeliveriesQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let Query(q) = query.map_err(|e| ApiError::invalid("invalid_query", e.body_text(), None))?;
     let limit = match q.limit.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
         None => 50,

@@ -8,6 +8,9 @@ pub mod campaigns;
 pub mod crm_webhooks;
 pub mod dnc;
 pub mod imports;
+pub mod keys;
+pub mod leads;
+pub mod query;
 pub mod reports;
 
 use axum::Router;
@@ -26,7 +29,25 @@ use crate::tenant::TenantId;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/leads/template.csv", get(imports::template))
+        .route(
+            "/api/v1/campaigns",
+            get(campaigns::list).post(campaigns::create),
+        )
+        .route(
+            "/api/v1/campaigns/{id}",
+            get(campaigns::show)
+                .patch(campaigns::update)
+                .delete(campaigns::delete),
+        )
         .route("/api/v1/campaigns/{id}/leads", post(imports::upload))
+        .route("/api/v1/leads", get(leads::list))
+        .route(
+            "/api/v1/leads/{id}",
+            get(leads::show).patch(leads::update).delete(leads::delete),
+        )
+        .route("/api/v1/leads/{id}/requeue", post(leads::requeue))
+        .route("/api/v1/keys", get(keys::list).post(keys::create))
+        .route("/api/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/api/v1/campaigns/{id}/progress", get(campaigns::progress))
         .route("/api/v1/campaigns/{id}/{action}", post(campaigns::act))
         .route("/api/v1/imports/{id}", get(imports::show))
@@ -223,6 +244,14 @@ impl Caller {
             Role::Agent => Err(ApiError::Forbidden(
                 "this needs an admin or manager API key".into(),
             )),
+        }
+    }
+
+    /// Tenant admins manage keys and integrations.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            _ => Err(ApiError::Forbidden("this needs an admin API key".into())),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Campaigns: what to dial, when, how fast, and what to do with the answers.
 
+pub mod input;
 pub mod settings;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -182,7 +183,7 @@ impl NewCampaign {
         }
         settings::check_range("max_concurrent", self.max_concurrent, 1, 100_000)?;
         settings::check_range("dial_ratio", self.dial_ratio, 1.0, 10.0)?;
-        settings::check_range("dial_timeout", self.dial_timeout_secs, 15, 600)?;
+        settings::check_range("dial_timeout_secs", self.dial_timeout_secs, 15, 600)?;
         settings::check_range("max_attempts", self.max_attempts, 1, 50)?;
         settings::check_range("max_hold_ms", self.max_hold_ms, 500, 60_000)?;
         if let (false, Some(message)) = (self.recording_enabled, &self.recording_consent_message) {
@@ -215,6 +216,7 @@ pub struct Campaign {
     pub tenant_id: TenantId,
     pub name: String,
     pub status: String,
+    pub status_reason: Option<String>,
     pub caller_id: Option<String>,
     pub time_zone: String,
     pub window_start: NaiveTime,
@@ -233,6 +235,7 @@ pub struct Campaign {
     pub retry_voicemail_secs: Option<i32>,
     pub amd_enabled: bool,
     pub voicemail_message: Option<String>,
+    pub voicemail_audio_url: Option<String>,
     pub recording_enabled: bool,
     pub recording_consent_message: Option<String>,
     pub agent_group_id: Option<Uuid>,
@@ -242,6 +245,8 @@ pub struct Campaign {
     pub callback_number: Option<String>,
     pub legal_window_start: NaiveTime,
     pub legal_window_end: NaiveTime,
+    pub legal_window_overrides: sqlx::types::Json<serde_json::Value>,
+    pub disposition_codes: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -249,6 +254,13 @@ pub struct Campaign {
 impl Campaign {
     pub fn days_text(&self) -> String {
         WeekDays(self.days as u8).to_text()
+    }
+
+    /// The voicemail drop: the audio URL played, else the text spoken.
+    pub fn voicemail(&self) -> Option<&str> {
+        self.voicemail_audio_url
+            .as_deref()
+            .or(self.voicemail_message.as_deref())
     }
 }
 
@@ -258,12 +270,12 @@ pub mod repo {
     /// The columns of `Campaign`, as a macro so queries stay `&'static str` literals.
     macro_rules! columns {
         () => {
-            "id, tenant_id, name, status, caller_id, time_zone, window_start, window_end, days, \
+            "id, tenant_id, name, status, status_reason, caller_id, time_zone, window_start, window_end, days, \
         start_date, end_date, default_region, max_concurrent, dial_ratio, dial_timeout_secs, max_attempts, \
         retry_no_answer_secs, retry_busy_secs, retry_failed_secs, retry_voicemail_secs, amd_enabled, \
-        voicemail_message, recording_enabled, recording_consent_message, agent_group_id, max_hold_ms, \
-        abandon_cap_pct, seller_name, \
-        callback_number, legal_window_start, legal_window_end, created_at, updated_at"
+        voicemail_message, voicemail_audio_url, recording_enabled, recording_consent_message, agent_group_id, \
+        max_hold_ms, abandon_cap_pct, seller_name, callback_number, legal_window_start, legal_window_end, \
+        legal_window_overrides, disposition_codes, created_at, updated_at"
         };
     }
 
@@ -298,26 +310,28 @@ pub mod repo {
             .await?)
     }
 
-    pub async fn insert(
-        conn: &mut PgConnection,
-        tenant: TenantId,
-        c: &NewCampaign,
-    ) -> Result<Campaign, sqlx::Error> {
-        let sql = concat!(
-            "INSERT INTO campaigns (id, tenant_id, name, caller_id, time_zone, window_start, window_end, days, \
+    /// The setting columns `bind_settings` fills, as $3 … $30 (after id and tenant).
+    macro_rules! setting_columns {
+        () => {
+            "name, caller_id, time_zone, window_start, window_end, days, \
              start_date, end_date, default_region, max_concurrent, dial_ratio, dial_timeout_secs, max_attempts, \
              retry_no_answer_secs, retry_busy_secs, retry_failed_secs, retry_voicemail_secs, amd_enabled, \
              voicemail_message, recording_enabled, max_hold_ms, seller_name, callback_number, \
              legal_window_start, legal_window_end, legal_window_overrides, voicemail_audio_url, \
-             recording_consent_message) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30) \
-             RETURNING ",
-            columns!()
-        );
-        sqlx::query_as(sql)
-            .bind(Uuid::now_v7())
-            .bind(tenant)
-            .bind(&c.name)
+             recording_consent_message"
+        };
+    }
+
+    type CampaignQuery<'q> =
+        sqlx::query::QueryAs<'q, sqlx::Postgres, Campaign, sqlx::postgres::PgArguments>;
+
+    fn is_url(m: &str) -> bool {
+        m.starts_with("https://") || m.starts_with("http://")
+    }
+
+    /// Binds the settings of `c` in the order of `setting_columns!`.
+    fn bind_settings<'q>(q: CampaignQuery<'q>, c: &'q NewCampaign) -> CampaignQuery<'q> {
+        q.bind(&c.name)
             .bind(c.caller_id.as_ref().map(|p| p.as_str()))
             .bind(c.time_zone.name())
             .bind(c.window.start)
@@ -335,11 +349,7 @@ pub mod repo {
             .bind(secs(c.retry_failed_secs))
             .bind(secs(c.retry_voicemail_secs))
             .bind(c.amd_enabled)
-            .bind(
-                c.voicemail_message
-                    .as_deref()
-                    .filter(|m| !(m.starts_with("https://") || m.starts_with("http://"))),
-            )
+            .bind(c.voicemail_message.as_deref().filter(|m| !is_url(m)))
             .bind(c.recording_enabled)
             .bind(c.max_hold_ms)
             .bind(&c.seller_name)
@@ -347,14 +357,84 @@ pub mod repo {
             .bind(c.legal_window.start)
             .bind(c.legal_window.end)
             .bind(serde_json::json!(c.legal_window_overrides))
-            .bind(
-                c.voicemail_message
-                    .as_deref()
-                    .filter(|m| m.starts_with("https://") || m.starts_with("http://")),
-            )
+            .bind(c.voicemail_message.as_deref().filter(|m| is_url(m)))
             .bind(&c.recording_consent_message)
-            .fetch_one(conn)
-            .await
+    }
+
+    pub async fn insert(
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        c: &NewCampaign,
+    ) -> Result<Campaign, sqlx::Error> {
+        let sql = concat!(
+            "INSERT INTO campaigns (id, tenant_id, ",
+            setting_columns!(),
+            ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30) \
+             RETURNING ",
+            columns!()
+        );
+        let q = sqlx::query_as(sql).bind(Uuid::now_v7()).bind(tenant);
+        bind_settings(q, c).fetch_one(conn).await
+    }
+
+    /// Replaces every setting of a campaign of `tenant`; None if it has no such campaign.
+    pub async fn update(
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        id: CampaignId,
+        c: &NewCampaign,
+    ) -> Result<Option<Campaign>, sqlx::Error> {
+        let sql = concat!(
+            "UPDATE campaigns SET (",
+            setting_columns!(),
+            ", updated_at) = ($3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30, now()) \
+             WHERE id = $1 AND tenant_id = $2 RETURNING ",
+            columns!()
+        );
+        let q = sqlx::query_as(sql).bind(id).bind(tenant);
+        bind_settings(q, c).fetch_optional(conn).await
+    }
+
+    /// Why a campaign could not be deleted.
+    #[derive(Debug, thiserror::Error)]
+    pub enum DeleteError {
+        #[error("no campaign {0}")]
+        NotFound(CampaignId),
+        #[error(
+            "campaign {0} is {1}: only a draft campaign (never started) can be deleted; stop it instead, which keeps its leads and call history"
+        )]
+        NotDraft(CampaignId, String),
+        #[error(transparent)]
+        Db(#[from] sqlx::Error),
+    }
+
+    /// Deletes a draft campaign and its leads. A campaign that was ever started has call
+    /// history and is stopped, not deleted.
+    pub async fn delete_draft(
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        id: CampaignId,
+    ) -> Result<(), DeleteError> {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM campaigns WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+        )
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match status.as_deref() {
+            None => return Err(DeleteError::NotFound(id)),
+            Some("draft") => {}
+            Some(other) => return Err(DeleteError::NotDraft(id, other.to_string())),
+        }
+        sqlx::query("DELETE FROM campaigns WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The recording policy of the campaign an attempt belongs to (`None`: no such call).

@@ -1,6 +1,7 @@
 //! Leads: the people a campaign dials, imported from campaign managers' CSV files.
 
 pub mod import;
+pub mod manage;
 pub mod mapping;
 pub mod row;
 

@@ -205,7 +205,7 @@ async fn campaign_create_names_the_bad_flag() {
     assert!(!o.status.success());
     assert_eq!(
         stderr(&o).trim(),
-        "error: invalid dial_timeout `5`: must be between 15 and 600"
+        "error: invalid dial_timeout_secs `5`: must be between 15 and 600"
     );
 }
 

@@ -308,6 +308,32 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Sends `body` (if any) as `key`; answers the status and the JSON body (Null if none).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        key: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.address, path))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        let v = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
+        (status, v)
+    }
+
     pub async fn get_as(&self, key: &str, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{}", self.address, path))

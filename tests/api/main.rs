@@ -8,6 +8,8 @@ mod engine;
 mod health;
 mod helpers;
 mod import;
+mod isolation;
+mod manage;
 mod recording;
 mod reports;
 mod schema;

@@ -1,0 +1,46 @@
+//! Query strings read into our error shape: a parameter that does not parse gets a 422
+//! naming it, where axum's own `Query` answers 400 in plain text.
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+
+/// The query string as `T` (structs `deny_unknown_fields`, so a misspelt filter is an
+/// error rather than silently ignored).
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Postgres text cannot hold NUL: refuse it here rather than fail in the database.
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError::invalid(
+                "invalid_query",
+                "query parameters must not contain NUL characters (%00)",
+                None,
+            ));
+        }
+        let Query(value) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                let text = e.body_text();
+                let field = text
+                    .split_once('`')
+                    .and_then(|(_, rest)| rest.split_once('`'))
+                    .map(|(f, _)| f.to_string());
+                ApiError::Invalid {
+                    code: "invalid_query",
+                    message: text,
+                    field,
+                }
+            })?;
+        Ok(ApiQuery(value))
+    }
+}
