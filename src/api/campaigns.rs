@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 
+use super::openapi::{Invalid, Forbidden, NotFound, RateLimited, TAG_CAMPAIGNS, Unauthorized};
 use super::{ApiError, Caller};
 use crate::campaign::CampaignId;
 use crate::engine::lifecycle::{self, Action, LifecycleError};
@@ -14,6 +15,14 @@ fn parse_id(id: &str) -> Result<CampaignId, ApiError> {
 }
 
 /// `POST /api/v1/campaigns/{id}/{start|pause|resume|stop}`
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/{action}", tag = TAG_CAMPAIGNS,
+    description = "Starts a draft campaign, pauses an active one, resumes a paused one, or stops one for good. Pausing and stopping stop new dials at once; live calls finish.",
+    params(("id" = uuid::Uuid, Path, description = "Campaign id"),
+        ("action" = Action, Path, description = "What to do")),
+    responses((status = 200, description = "The campaign's new status", body = lifecycle::StatusView),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid)))]
 pub async fn act(
     State(state): State<AppState>,
     caller: Caller,
@@ -46,6 +55,11 @@ pub async fn act(
 }
 
 /// `GET /api/v1/campaigns/{id}/progress`
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/progress", tag = TAG_CAMPAIGNS,
+    params(("id" = uuid::Uuid, Path, description = "Campaign id")),
+    responses((status = 200, description = "Where the campaign stands", body = lifecycle::Progress),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn progress(
     State(state): State<AppState>,
     caller: Caller,

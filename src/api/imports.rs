@@ -7,6 +7,9 @@ use axum::response::IntoResponse;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
+use super::openapi::{
+    Invalid, Forbidden, NotFound, RateLimited, TAG_IMPORTS, Unauthorized,
+};
 use super::{ApiError, Caller};
 use crate::campaign::CampaignId;
 use crate::lead::import::{self, ImportOptions};
@@ -16,6 +19,10 @@ use crate::startup::AppState;
 /// Rejected rows listed in the JSON report; the CSV download has all of them.
 const REPORT_ERRORS: i64 = 1000;
 
+/// `GET /api/v1/leads/template.csv`: the CSV header an import reads, with an example row.
+#[utoipa::path(get, path = "/api/v1/leads/template.csv", tag = TAG_IMPORTS, security(()),
+    responses((status = 200, description = "A CSV file with the columns an import knows",
+        content_type = "text/csv", body = String)))]
 pub async fn template() -> impl IntoResponse {
     (
         [
@@ -102,6 +109,13 @@ fn precheck(path: &std::path::Path, mappings: &[(String, Field)]) -> Result<(), 
 /// `POST /api/v1/campaigns/{id}/leads`: multipart with `file`, optional `default_region`
 /// and repeatable `map` ("CSV column=field"). Answers 202 with the import's id; the import
 /// runs in the background and `GET /api/v1/imports/{id}` follows it.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/leads", tag = TAG_IMPORTS,
+    params(("id" = uuid::Uuid, Path, description = "Campaign id")),
+    request_body(content = super::openapi::LeadUpload, content_type = "multipart/form-data"),
+    responses((status = 202, description = "The import is queued; follow it at `status_url`", body = ImportQueued),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid)))]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -176,13 +190,24 @@ pub async fn upload(
     });
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({
-            "import_id": job,
-            "status": "queued",
-            "status_url": format!("/api/v1/imports/{job}"),
-            "errors_url": format!("/api/v1/imports/{job}/errors.csv"),
-        })),
+        Json(ImportQueued {
+            import_id: job,
+            status: "queued",
+            status_url: format!("/api/v1/imports/{job}"),
+            errors_url: format!("/api/v1/imports/{job}/errors.csv"),
+        }),
     ))
+}
+
+/// A lead import just queued.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ImportQueued {
+    pub import_id: Uuid,
+    /// Always `queued`.
+    #[schema(value_type = String, example = "queued")]
+    pub status: &'static str,
+    pub status_url: String,
+    pub errors_url: String,
 }
 
 /// The caller's tenant's import `id` with up to `error_limit` rejected rows; 404 for a
@@ -202,6 +227,11 @@ async fn find_import(
 }
 
 /// `GET /api/v1/imports/{id}`: status, counts by reason, and the first rejected rows.
+#[utoipa::path(get, path = "/api/v1/imports/{id}", tag = TAG_IMPORTS,
+    params(("id" = uuid::Uuid, Path, description = "Import id")),
+    responses((status = 200, description = "The import's status and counts, with its first 1000 rejected rows", body = import::ImportReport),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -213,6 +243,12 @@ pub async fn show(
 }
 
 /// `GET /api/v1/imports/{id}/errors.csv`: every rejected row.
+#[utoipa::path(get, path = "/api/v1/imports/{id}/errors.csv", tag = TAG_IMPORTS,
+    params(("id" = uuid::Uuid, Path, description = "Import id")),
+    responses((status = 200, description = "Every rejected row: row, column, value, code, reason",
+            content_type = "text/csv", body = String),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn errors_csv(
     State(state): State<AppState>,
     caller: Caller,

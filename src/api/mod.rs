@@ -7,6 +7,7 @@ pub mod calls;
 pub mod campaigns;
 pub mod dnc;
 pub mod imports;
+pub mod openapi;
 pub mod reports;
 
 use axum::Router;
@@ -24,6 +25,7 @@ use crate::tenant::TenantId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/leads/template.csv", get(imports::template))
         .route("/api/v1/campaigns/{id}/leads", post(imports::upload))
         .route("/api/v1/campaigns/{id}/progress", get(campaigns::progress))
@@ -106,15 +108,20 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
+/// The body of every 4xx and 5xx answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ErrorDetail<'a> {
+    /// A stable, machine-readable code (`not_found`, `invalid_field`, `rate_limited` …).
     code: &'a str,
+    /// What was wrong, for a person.
     message: &'a str,
+    /// The request field at fault (a JSON path such as `work_days[1]`), when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }

@@ -7,6 +7,7 @@ mod engine;
 mod health;
 mod helpers;
 mod import;
+mod openapi;
 mod recording;
 mod reports;
 mod schema;
