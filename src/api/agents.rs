@@ -106,7 +106,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/agents", tag = TAG_AGENTS, params(ListQuery),
     responses((status = 200, description = "The tenant's agents", body = Vec<Agent>),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
-        (status = 404, response = NotFound, description = "No such agent group"),
+        (status = 404, response = NotFound),
         (status = 422, response = Invalid)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -187,7 +187,7 @@ pub async fn update(
     responses((status = 200, description = "The agent with the new status", body = Agent),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
         (status = 404, response = NotFound),
-        (status = 409, response = Conflict, description = "On a call, or a disposition is owed"),
+        (status = 409, response = Conflict),
         (status = 422, response = Invalid)))]
 pub async fn set_status(
     State(state): State<AppState>,
@@ -228,7 +228,7 @@ pub async fn create_key(
 #[utoipa::path(get, path = "/api/v1/agents/me", tag = TAG_AGENTS,
     responses((status = 200, description = "The agent whose key this is", body = Agent),
         (status = 401, response = Unauthorized), (status = 429, response = RateLimited),
-        (status = 403, response = Forbidden, description = "Not an agent's key"),
+        (status = 403, response = Forbidden),
         (status = 404, response = NotFound)))]
 pub async fn me(
     State(state): State<AppState>,
@@ -246,9 +246,9 @@ pub async fn me(
     request_body = StatusBody,
     responses((status = 200, description = "The agent with the new status", body = Agent),
         (status = 401, response = Unauthorized), (status = 429, response = RateLimited),
-        (status = 403, response = Forbidden, description = "Not an agent's key"),
+        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 409, response = Conflict, description = "On a call, or a disposition is owed"),
+        (status = 409, response = Conflict),
         (status = 422, response = Invalid)))]
 pub async fn set_my_status(
     State(state): State<AppState>,
@@ -292,8 +292,8 @@ pub async fn list_groups(
     request_body(content = GroupInput, description = "`name` is required"),
     responses((status = 201, description = "The new group", body = AgentGroup),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
-        (status = 404, response = NotFound, description = "A member is not an agent of the tenant"),
-        (status = 409, response = Conflict, description = "The name is taken"),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
         (status = 422, response = Invalid)))]
 pub async fn create_group(
     State(state): State<AppState>,
@@ -331,7 +331,7 @@ pub async fn show_group(
     responses((status = 200, description = "The group as changed", body = AgentGroup),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
         (status = 404, response = NotFound),
-        (status = 409, response = Conflict, description = "The name is taken"),
+        (status = 409, response = Conflict),
         (status = 422, response = Invalid)))]
 pub async fn update_group(
     State(state): State<AppState>,
@@ -353,7 +353,7 @@ pub async fn update_group(
     responses((status = 204, description = "Deleted"),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
         (status = 404, response = NotFound),
-        (status = 409, response = Conflict, description = "A campaign uses the group")))]
+        (status = 409, response = Conflict)))]
 pub async fn delete_group(
     State(state): State<AppState>,
     caller: Caller,

@@ -76,7 +76,10 @@ pub const TAG_META: &str = "meta";
         super::agents::add_member,
         super::agents::remove_member,
     ),
-    components(responses(Unauthorized, Forbidden, NotFound, Conflict, Invalid, RateLimited)),
+    components(
+        schemas(ErrorBody),
+        responses(Unauthorized, Forbidden, NotFound, Conflict, Invalid, RateLimited)
+    ),
     modifiers(&BearerKey),
     security(("api_key" = [])),
     tags(
