@@ -328,6 +328,11 @@ pub fn parse_work_days(days: &[String]) -> Result<WeekDays, SettingError> {
     }
     let mut bits = 0u8;
     for d in days {
+        // Day names are ASCII; anything else is refused here, before
+        // `WeekDays::parse` slices the name by bytes.
+        if !d.is_ascii() {
+            return Err(invalid("work_days", d, "not a day (mon … sun)"));
+        }
         let parsed = WeekDays::parse(d).map_err(|e| SettingError {
             field: "work_days",
             value: d.clone(),

@@ -119,14 +119,12 @@ pub async fn list(
         status: q
             .status
             .as_deref()
-            .filter(|s| !s.trim().is_empty())
             .map(AgentStatus::parse)
             .transpose()
             .map_err(AgentError::from)?,
         group: q
             .group
             .as_deref()
-            .filter(|s| !s.trim().is_empty())
             .map(|g| {
                 g.parse::<GroupId>()
                     .map_err(|m| ApiError::invalid("invalid_field", m, Some("group")))

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -189,9 +190,10 @@ pub async fn remove(
 pub async fn import(
     State(state): State<AppState>,
     caller: Caller,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_manager()?;
+    let mut multipart = multipart.map_err(super::imports::not_multipart)?;
     let mut bytes = None;
     let mut region_raw = None;
     let bad = |e: axum::extract::multipart::MultipartError| {

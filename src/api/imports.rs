@@ -1,6 +1,7 @@
 //! Lead uploads and their reports.
 
 use axum::Json;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -46,6 +47,15 @@ impl Drop for Upload {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// A body that is not `multipart/form-data` (or has no boundary): 422, in our shape.
+pub(super) fn not_multipart(e: MultipartRejection) -> ApiError {
+    ApiError::invalid(
+        "invalid_upload",
+        format!("the body must be multipart/form-data: {}", e.body_text()),
+        None,
+    )
 }
 
 /// Streams the multipart `file` field to a temporary file (memory stays flat for any size)
@@ -120,7 +130,7 @@ pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_manager()?;
     let not_found = || ApiError::NotFound(format!("no campaign {id}"));
@@ -132,6 +142,7 @@ pub async fn upload(
     )
     .await?
     .ok_or_else(not_found)?;
+    let multipart = multipart.map_err(not_multipart)?;
     let (upload, fields) = receive(multipart).await?;
     let upload = upload.ok_or_else(|| {
         ApiError::invalid(

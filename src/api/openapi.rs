@@ -77,7 +77,7 @@ pub const TAG_META: &str = "meta";
         super::agents::remove_member,
     ),
     components(
-        schemas(ErrorBody),
+        schemas(ErrorBody, crate::engine::lifecycle::Action),
         responses(Unauthorized, Forbidden, NotFound, Conflict, Invalid, RateLimited)
     ),
     modifiers(&BearerKey),

@@ -194,8 +194,10 @@ impl Params<'_> {
         }
     }
 
+    /// The parameter's value, trimmed. An empty value is a value (and refused where it
+    /// does not parse), not an absent parameter.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+        self.0.get(name).map(|v| v.trim())
     }
 
     pub(crate) fn uuid(&self, name: &str) -> Result<Option<Uuid>, ApiError> {
