@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::openapi::{
-    Invalid, Conflict, Forbidden, NotFound, RateLimited, TAG_AGENTS, Unauthorized,
+    Conflict, Forbidden, Invalid, NotFound, RateLimited, TAG_AGENTS, Unauthorized,
 };
 use super::{ApiError, Caller};
 use crate::agent::repo::{self, AgentError, AgentFilter};

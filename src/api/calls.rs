@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::body::JsonBody;
-use super::openapi::{Invalid, Conflict, NotFound, RateLimited, TAG_CALLS, Unauthorized};
+use super::openapi::{Conflict, Invalid, NotFound, RateLimited, TAG_CALLS, Unauthorized};
 use super::reports::{CallFilterParams, Params, filter};
 use super::{ApiError, Caller};
 use crate::call::CallId;

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 
-use super::openapi::{Invalid, Forbidden, NotFound, RateLimited, TAG_CAMPAIGNS, Unauthorized};
+use super::openapi::{Forbidden, Invalid, NotFound, RateLimited, TAG_CAMPAIGNS, Unauthorized};
 use super::{ApiError, Caller};
 use crate::campaign::CampaignId;
 use crate::engine::lifecycle::{self, Action, LifecycleError};

@@ -1,15 +1,15 @@
 //! The tenant's do-not-call list.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
 use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use super::body::JsonBody;
-use super::openapi::{Invalid, Forbidden, NotFound, RateLimited, TAG_DNC, Unauthorized};
+use super::openapi::{Forbidden, Invalid, NotFound, RateLimited, TAG_DNC, Unauthorized};
 use super::{ApiError, Caller};
 use crate::dnc::{self, DncEntry, DncImportReport, repo};
 use crate::phone::{PhoneNumber, Region};

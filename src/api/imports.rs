@@ -8,9 +8,7 @@ use axum::response::IntoResponse;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use super::openapi::{
-    Invalid, Forbidden, NotFound, RateLimited, TAG_IMPORTS, Unauthorized,
-};
+use super::openapi::{Forbidden, Invalid, NotFound, RateLimited, TAG_IMPORTS, Unauthorized};
 use super::{ApiError, Caller};
 use crate::campaign::CampaignId;
 use crate::lead::import::{self, ImportOptions};

@@ -120,7 +120,9 @@ pub async fn serve() -> impl IntoResponse {
     static JSON: OnceLock<String> = OnceLock::new();
     let json = JSON.get_or_init(|| {
         // The document is built from literals and derives: serialising it cannot fail.
-        document().to_json().expect("the OpenAPI document serialises")
+        document()
+            .to_json()
+            .expect("the OpenAPI document serialises")
     });
     ([(header::CONTENT_TYPE, "application/json")], json.as_str())
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::openapi::{Invalid, Forbidden, NotFound, RateLimited, TAG_REPORTS, Unauthorized};
+use super::openapi::{Forbidden, Invalid, NotFound, RateLimited, TAG_REPORTS, Unauthorized};
 use super::{ApiError, Caller};
 use crate::campaign::CampaignId;
 use crate::phone::Region;

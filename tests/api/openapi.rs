@@ -54,7 +54,10 @@ fn router_routes() -> BTreeSet<(String, String)> {
         }
         assert!(found, "no method found in route {path}: {args}");
     }
-    assert!(routes.len() > 20, "the route table looks unread: {routes:?}");
+    assert!(
+        routes.len() > 20,
+        "the route table looks unread: {routes:?}"
+    );
     routes
 }
 
