@@ -76,7 +76,11 @@ async fn receive(
             let up = Upload {
                 path: std::env::temp_dir()
                     .join(format!("dialer-upload-{}.csv", Uuid::new_v4().simple())),
-                name: field.file_name().unwrap_or("upload.csv").to_string(),
+                // Stored as text: no control characters (Postgres refuses NUL).
+                name: field
+                    .file_name()
+                    .unwrap_or("upload.csv")
+                    .replace(|c: char| c.is_control(), ""),
             };
             let mut out = tokio::fs::File::create(&up.path).await.map_err(|e| {
                 ApiError::Internal(anyhow::anyhow!("creating {}: {e}", up.path.display()))
