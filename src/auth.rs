@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// What a key may do within its tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -89,12 +89,13 @@ impl KeyHasher {
 }
 
 /// A key just stored: its secret is here, and shown to its owner once, never again.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     pub id: uuid::Uuid,
     pub name: String,
     pub role: Role,
     /// The agent an `agent` key acts as.
+    #[schema(required = true)]
     pub agent_id: Option<uuid::Uuid>,
     /// The first characters, shown in listings to tell keys apart.
     pub key_prefix: String,
@@ -144,7 +145,7 @@ pub mod repo {
 }
 
 /// A key as listings show it: never the secret.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub id: uuid::Uuid,
     pub name: String,

@@ -16,13 +16,13 @@ use uuid::Uuid;
 use crate::campaign::settings::{self as cs, SettingError, WeekDays};
 
 /// Identifies an agent; only built from a parsed UUID or a database row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(transparent)]
 #[serde(transparent)]
 pub struct AgentId(pub Uuid);
 
 /// Identifies an agent group; only built from a parsed UUID or a database row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(transparent)]
 #[serde(transparent)]
 pub struct GroupId(pub Uuid);
@@ -58,7 +58,7 @@ impl std::fmt::Display for GroupId {
 }
 
 /// Where an agent is. The database's CHECK constraint holds the same closed set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentStatus {
     /// May be offered calls (within working hours and their call limit).
@@ -226,7 +226,7 @@ pub const MAX_CONCURRENT_CALLS: i64 = 10;
 
 /// Agent fields as they arrive (API body, CLI flags): nothing checked yet, every field
 /// optional so the same shape serves create and partial update.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentInput {
     pub name: Option<String>,
@@ -236,8 +236,10 @@ pub struct AgentInput {
     pub work_end: Option<String>,
     /// Day names: `["mon", "tue"]`.
     pub work_days: Option<Vec<String>>,
+    #[schema(minimum = 1, maximum = 10)]
     pub max_concurrent_calls: Option<i64>,
     /// Group ids; on update the agent's groups become exactly these.
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
     pub groups: Option<Vec<String>>,
     /// Only on create (default `offline`); later changes go through the status rules.
     pub status: Option<String>,
@@ -326,6 +328,11 @@ pub fn parse_work_days(days: &[String]) -> Result<WeekDays, SettingError> {
     }
     let mut bits = 0u8;
     for d in days {
+        // Day names are ASCII; anything else is refused here, before
+        // `WeekDays::parse` slices the name by bytes.
+        if !d.is_ascii() {
+            return Err(invalid("work_days", d, "not a day (mon … sun)"));
+        }
         let parsed = WeekDays::parse(d).map_err(|e| SettingError {
             field: "work_days",
             value: d.clone(),
@@ -350,7 +357,7 @@ fn serialize_days<S: Serializer>(days: &WeekDays, s: S) -> Result<S::Ok, S::Erro
 }
 
 /// An agent as stored, with the groups they belong to.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Agent {
     pub id: AgentId,
     pub name: String,
@@ -358,13 +365,20 @@ pub struct Agent {
     pub status: AgentStatus,
     pub status_changed_at: DateTime<Utc>,
     /// When they last became free; the longest idle is offered the next call.
+    #[schema(required = true)]
     pub idle_since: Option<DateTime<Utc>>,
     pub max_concurrent_calls: i32,
     pub active_calls: i32,
+    /// An IANA time zone name (`America/New_York`).
     pub time_zone: String,
+    /// `HH:MM` in `time_zone`; `24:00` ends the day at midnight.
+    #[schema(value_type = String, example = "09:00")]
     pub work_start: WorkTime,
+    #[schema(value_type = String, example = "17:00")]
     pub work_end: WorkTime,
+    /// Day names, Monday first.
     #[serde(serialize_with = "serialize_days")]
+    #[schema(value_type = Vec<String>, example = json!(["mon", "tue", "wed", "thu", "fri"]))]
     pub work_days: WeekDays,
     /// Offers declined or missed in a row (`dialer.agent_max_misses` sets them offline).
     pub missed_offers: i32,
@@ -389,7 +403,7 @@ impl Agent {
 }
 
 /// A group of agents a campaign offers its calls to.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgentGroup {
     pub id: GroupId,
     pub name: String,
@@ -401,11 +415,12 @@ pub struct AgentGroup {
 }
 
 /// Group fields as they arrive; all optional so create and update share the shape.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupInput {
     pub name: Option<String>,
     /// Agent ids; on update the members become exactly these.
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
     pub agents: Option<Vec<String>>,
 }
 

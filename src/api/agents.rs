@@ -9,9 +9,13 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::openapi::{
+    Conflict, Forbidden, Invalid, NotFound, RateLimited, TAG_AGENTS, Unauthorized,
+};
 use super::{ApiError, Caller};
 use crate::agent::repo::{self, AgentError, AgentFilter};
-use crate::agent::{AgentId, AgentInput, AgentStatus, GroupId, GroupInput};
+use crate::agent::{Agent, AgentGroup, AgentId, AgentInput, AgentStatus, GroupId, GroupInput};
+use crate::auth::CreatedKey;
 use crate::startup::AppState;
 
 impl From<AgentError> for ApiError {
@@ -50,15 +54,23 @@ fn group_id(raw: &str) -> Result<GroupId, ApiError> {
         .map_err(|m: String| ApiError::NotFound(format!("no agent group: {m}")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only agents with this status.
+    #[param(value_type = Option<AgentStatus>)]
     pub status: Option<String>,
+    /// Only members of this agent group.
+    #[param(value_type = Option<uuid::Uuid>)]
     pub group: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The status a person chooses: `available`, `break` or `offline` (`busy` and `wrap_up`
+/// are the call flow's, and refused).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusBody {
+    #[schema(value_type = AgentStatus)]
     pub status: Option<String>,
 }
 
@@ -74,6 +86,11 @@ fn requested_status(body: &StatusBody) -> Result<AgentStatus, ApiError> {
 }
 
 /// `POST /api/v1/agents`
+#[utoipa::path(post, path = "/api/v1/agents", tag = TAG_AGENTS,
+    request_body(content = AgentInput, description = "`name` and `endpoint` are required"),
+    responses((status = 201, description = "The new agent", body = Agent),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 422, response = Invalid)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -86,6 +103,11 @@ pub async fn create(
 }
 
 /// `GET /api/v1/agents?status=&group=`
+#[utoipa::path(get, path = "/api/v1/agents", tag = TAG_AGENTS, params(ListQuery),
+    responses((status = 200, description = "The tenant's agents", body = Vec<Agent>),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -97,14 +119,12 @@ pub async fn list(
         status: q
             .status
             .as_deref()
-            .filter(|s| !s.trim().is_empty())
             .map(AgentStatus::parse)
             .transpose()
             .map_err(AgentError::from)?,
         group: q
             .group
             .as_deref()
-            .filter(|s| !s.trim().is_empty())
             .map(|g| {
                 g.parse::<GroupId>()
                     .map_err(|m| ApiError::invalid("invalid_field", m, Some("group")))
@@ -117,6 +137,11 @@ pub async fn list(
 }
 
 /// `GET /api/v1/agents/{id}`
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = TAG_AGENTS,
+    params(("id" = uuid::Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "The agent", body = Agent),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -132,6 +157,14 @@ pub async fn show(
 
 /// `PATCH /api/v1/agents/{id}`: only the fields given change; `groups` replaces the
 /// agent's groups.
+#[utoipa::path(patch, path = "/api/v1/agents/{id}", tag = TAG_AGENTS,
+    params(("id" = uuid::Uuid, Path, description = "Agent id")),
+    request_body(content = AgentInput, description = "Only the fields given change; `status` is refused here"),
+    responses((status = 200, description = "The agent as changed", body = Agent),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Invalid)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -146,6 +179,14 @@ pub async fn update(
 }
 
 /// `PUT /api/v1/agents/{id}/status`: a manager sets an agent's status.
+#[utoipa::path(put, path = "/api/v1/agents/{id}/status", tag = TAG_AGENTS,
+    params(("id" = uuid::Uuid, Path, description = "Agent id")),
+    request_body = StatusBody,
+    responses((status = 200, description = "The agent with the new status", body = Agent),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Invalid)))]
 pub async fn set_status(
     State(state): State<AppState>,
     caller: Caller,
@@ -159,6 +200,11 @@ pub async fn set_status(
 
 /// `POST /api/v1/agents/{id}/keys`: an API key for the agent (role `agent`); the
 /// secret is in this answer only.
+#[utoipa::path(post, path = "/api/v1/agents/{id}/keys", tag = TAG_AGENTS,
+    params(("id" = uuid::Uuid, Path, description = "Agent id")),
+    responses((status = 201, description = "The key; `key` is shown this once", body = CreatedKey),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -177,6 +223,11 @@ pub async fn create_key(
 }
 
 /// `GET /api/v1/agents/me`: the agent whose key this is.
+#[utoipa::path(get, path = "/api/v1/agents/me", tag = TAG_AGENTS,
+    responses((status = 200, description = "The agent whose key this is", body = Agent),
+        (status = 401, response = Unauthorized), (status = 429, response = RateLimited),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound)))]
 pub async fn me(
     State(state): State<AppState>,
     caller: Caller,
@@ -189,6 +240,14 @@ pub async fn me(
 }
 
 /// `PUT /api/v1/agents/me/status`: an agent chooses available, break or offline.
+#[utoipa::path(put, path = "/api/v1/agents/me/status", tag = TAG_AGENTS,
+    request_body = StatusBody,
+    responses((status = 200, description = "The agent with the new status", body = Agent),
+        (status = 401, response = Unauthorized), (status = 429, response = RateLimited),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Invalid)))]
 pub async fn set_my_status(
     State(state): State<AppState>,
     caller: Caller,
@@ -203,7 +262,7 @@ async fn change_status(
     caller: &Caller,
     id: AgentId,
     body: &StatusBody,
-) -> Result<Json<crate::agent::Agent>, ApiError> {
+) -> Result<Json<Agent>, ApiError> {
     let to = requested_status(body)?;
     let agent = repo::set_status(&mut *state.db.acquire().await?, caller.tenant, id, to).await?;
     tracing::info!(agent = %id, status = %agent.status, key = %caller.key_id, "agent status set");
@@ -213,6 +272,9 @@ async fn change_status(
 }
 
 /// `GET /api/v1/agent-groups`
+#[utoipa::path(get, path = "/api/v1/agent-groups", tag = TAG_AGENTS,
+    responses((status = 200, description = "The tenant's agent groups", body = Vec<AgentGroup>),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited)))]
 pub async fn list_groups(
     State(state): State<AppState>,
     caller: Caller,
@@ -224,6 +286,13 @@ pub async fn list_groups(
 }
 
 /// `POST /api/v1/agent-groups`: `{"name", "agents"?: [ids]}`
+#[utoipa::path(post, path = "/api/v1/agent-groups", tag = TAG_AGENTS,
+    request_body(content = GroupInput, description = "`name` is required"),
+    responses((status = 201, description = "The new group", body = AgentGroup),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Invalid)))]
 pub async fn create_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -235,6 +304,11 @@ pub async fn create_group(
 }
 
 /// `GET /api/v1/agent-groups/{id}`
+#[utoipa::path(get, path = "/api/v1/agent-groups/{id}", tag = TAG_AGENTS,
+    params(("id" = uuid::Uuid, Path, description = "Agent group id")),
+    responses((status = 200, description = "The group", body = AgentGroup),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn show_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -249,6 +323,14 @@ pub async fn show_group(
 }
 
 /// `PATCH /api/v1/agent-groups/{id}`: rename, and/or `agents` replaces the members.
+#[utoipa::path(patch, path = "/api/v1/agent-groups/{id}", tag = TAG_AGENTS,
+    params(("id" = uuid::Uuid, Path, description = "Agent group id")),
+    request_body = GroupInput,
+    responses((status = 200, description = "The group as changed", body = AgentGroup),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Invalid)))]
 pub async fn update_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -264,6 +346,12 @@ pub async fn update_group(
 }
 
 /// `DELETE /api/v1/agent-groups/{id}`: refused (409) while a campaign uses the group.
+#[utoipa::path(delete, path = "/api/v1/agent-groups/{id}", tag = TAG_AGENTS,
+    params(("id" = uuid::Uuid, Path, description = "Agent group id")),
+    responses((status = 204, description = "Deleted"),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict)))]
 pub async fn delete_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -276,6 +364,12 @@ pub async fn delete_group(
 }
 
 /// `PUT /api/v1/agent-groups/{id}/members/{agent_id}`
+#[utoipa::path(put, path = "/api/v1/agent-groups/{id}/members/{agent_id}", tag = TAG_AGENTS,
+    params(("id" = uuid::Uuid, Path, description = "Agent group id"),
+        ("agent_id" = uuid::Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "The group with the agent in it", body = AgentGroup),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -289,6 +383,12 @@ pub async fn add_member(
 }
 
 /// `DELETE /api/v1/agent-groups/{id}/members/{agent_id}`
+#[utoipa::path(delete, path = "/api/v1/agent-groups/{id}/members/{agent_id}", tag = TAG_AGENTS,
+    params(("id" = uuid::Uuid, Path, description = "Agent group id"),
+        ("agent_id" = uuid::Uuid, Path, description = "Agent id")),
+    responses((status = 200, description = "The group without the agent", body = AgentGroup),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,

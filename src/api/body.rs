@@ -33,16 +33,31 @@ where
 
 /// Parses a JSON body, naming the field (its path, e.g. `work_days[1]`) that is wrong.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    // Postgres text cannot hold NUL: refuse it here rather than fail in the database.
-    if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+    // serde reads a struct from an array too (`[null, null]`); our bodies are objects.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(ApiError::invalid(
-            "invalid_field",
-            "text must not contain NUL characters (\\u0000)",
+            "invalid_json",
+            "the body must be a JSON object",
             None,
         ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::invalid(
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+            None,
+        )
+    })?;
+    // Postgres text cannot hold NUL: refused here, naming the field, not a 500 later.
+    if let Some(path) = nul_in(&value, String::new()) {
+        let field = path.trim_start_matches('.').to_string();
+        return Err(ApiError::invalid(
+            "invalid_field",
+            format!("{field}: text must not contain the NUL character"),
+            Some(&field),
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -73,6 +88,25 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ),
         }
     })
+}
+
+/// The path (`.notes`, `.agents[2]`) of the first string holding a NUL character.
+fn nul_in(v: &serde_json::Value, at: String) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => Some(at),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_in(x, format!("{at}[{i}]"))),
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                Some(format!("{at}.{}", k.replace('\0', "")))
+            } else {
+                nul_in(x, format!("{at}.{k}"))
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// serde names a missing or unknown field in backticks: "missing field `x`".
@@ -117,5 +151,13 @@ mod tests {
         let (code, f, _) = field(parse::<Body>(b"{\"name\": ").unwrap_err());
         assert_eq!((code, f), ("invalid_json", None));
         assert!(parse::<Body>(br#"{"name": "a"}"#).is_ok());
+    }
+
+    #[test]
+    fn arrays_and_nul_characters_are_refused() {
+        let (code, _, _) = field(parse::<Body>(b"[null, null]").unwrap_err());
+        assert_eq!(code, "invalid_json");
+        let (code, f, _) = field(parse::<Body>(br#"{"days": ["mon", "t\u0000e"]}"#).unwrap_err());
+        assert_eq!((code, f.as_deref()), ("invalid_field", Some("days[1]")));
     }
 }

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::body::JsonBody;
-use super::reports::{Params, filter};
+use super::openapi::{Conflict, Invalid, NotFound, RateLimited, TAG_CALLS, Unauthorized};
+use super::reports::{CallFilterParams, Params, filter};
 use super::{ApiError, Caller};
 use crate::call::CallId;
 use crate::engine::wrapup::{self, WrapUp, WrapUpError, WrappedUp};
@@ -20,15 +21,19 @@ use crate::startup::AppState;
 /// Notes longer than this are refused rather than cut.
 const MAX_NOTES: usize = 4000;
 
-#[derive(Debug, Deserialize)]
+/// How the call went, in the agent's words.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DispositionBody {
+    /// One of the campaign's wrap-up codes (`sale`, `callback`, `not_interested`,
+    /// `do_not_call` …).
     pub disposition: String,
     /// For `callback`: when the person asked to be called (RFC 3339).
     pub callback_at: Option<DateTime<Utc>>,
     /// For `callback`: offer the call-back to the agent who took this call first.
     #[serde(default)]
     pub same_agent: bool,
+    #[schema(max_length = 4000)]
     pub notes: Option<String>,
 }
 
@@ -41,7 +46,20 @@ fn parse_id(raw: &str) -> Result<CallId, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no call {raw}")))
 }
 
-#[derive(Debug, Serialize)]
+/// A page of calls, plus the query parameter `limit` and `cursor`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Documents the query parameters the handler reads by name.
+pub struct PageParams {
+    /// Calls per page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(minimum = 1)]
+    cursor: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallList {
     pub calls: Vec<export::Row>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
@@ -50,6 +68,11 @@ pub struct CallList {
 }
 
 /// `GET /api/v1/calls?campaign&from&to&disposition&agent&phone&limit&cursor`, newest first.
+#[utoipa::path(get, path = "/api/v1/calls", tag = TAG_CALLS, params(CallFilterParams, PageParams),
+    description = "Calls, newest first, in pages. An agent's key lists only the calls that agent took.",
+    responses((status = 200, description = "A page of calls", body = CallList),
+        (status = 401, response = Unauthorized), (status = 429, response = RateLimited),
+        (status = 422, response = Invalid)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -107,10 +130,11 @@ pub async fn list(
     Ok(Json(CallList { calls, next_cursor }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallDetail {
     #[serde(flatten)]
     pub call: export::Row,
+    #[schema(required = true)]
     pub recording_sid: Option<String>,
     /// Every carrier callback as received, oldest first.
     pub events: Vec<CallEvent>,
@@ -118,23 +142,32 @@ pub struct CallDetail {
     pub offers: Vec<Offer>,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CallEvent {
     pub kind: String,
     pub received_at: DateTime<Utc>,
+    /// The callback's parameters as the carrier sent them.
+    #[schema(value_type = Value)]
     pub payload: serde_json::Value,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Offer {
     pub agent_id: uuid::Uuid,
     pub state: String,
     pub offered_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub answered_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub ended_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /api/v1/calls/{id}`: the call, its event timeline, its offers, its recording.
+#[utoipa::path(get, path = "/api/v1/calls/{id}", tag = TAG_CALLS,
+    params(("id" = i64, Path, minimum = 1, description = "Call id")),
+    responses((status = 200, description = "The call with its events and offers", body = CallDetail),
+        (status = 401, response = Unauthorized), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -176,6 +209,14 @@ pub async fn show(
 
 /// `POST /api/v1/calls/{id}/disposition`: the agent who took the call (their own API
 /// key), or a manager on their behalf, says how it went; the agent is then available.
+#[utoipa::path(post, path = "/api/v1/calls/{id}/disposition", tag = TAG_CALLS,
+    params(("id" = i64, Path, minimum = 1, description = "Call id")),
+    request_body = DispositionBody,
+    responses((status = 200, description = "The wrap-up as recorded", body = super::openapi::WrappedUpDoc),
+        (status = 401, response = Unauthorized), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Invalid)))]
 pub async fn disposition(
     State(state): State<AppState>,
     caller: Caller,

@@ -7,6 +7,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::body::JsonBody;
+use super::openapi::{
+    Conflict, Forbidden, Invalid, NotFound, RateLimited, TAG_CAMPAIGNS, Unauthorized,
+};
 use super::query::ApiQuery;
 use super::{ApiError, Caller};
 use crate::campaign::input::{CampaignInput, CampaignView};
@@ -23,6 +26,14 @@ fn parse_id(id: &str) -> Result<CampaignId, ApiError> {
 }
 
 /// `POST /api/v1/campaigns/{id}/{start|pause|resume|stop}`
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/{action}", tag = TAG_CAMPAIGNS,
+    description = "Starts a draft campaign, pauses an active one, resumes a paused one, or stops one for good. Pausing and stopping stop new dials at once; live calls finish.",
+    params(("id" = uuid::Uuid, Path, description = "Campaign id"),
+        ("action" = Action, Path, description = "What to do")),
+    responses((status = 200, description = "The campaign's new status", body = lifecycle::StatusView),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid)))]
 pub async fn act(
     State(state): State<AppState>,
     caller: Caller,
@@ -55,6 +66,11 @@ pub async fn act(
 }
 
 /// `GET /api/v1/campaigns/{id}/progress`
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/progress", tag = TAG_CAMPAIGNS,
+    params(("id" = uuid::Uuid, Path, description = "Campaign id")),
+    responses((status = 200, description = "Where the campaign stands", body = lifecycle::Progress),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn progress(
     State(state): State<AppState>,
     caller: Caller,
@@ -74,19 +90,25 @@ fn invalid_setting(e: SettingError) -> ApiError {
     ApiError::invalid("invalid_field", e.to_string(), Some(field))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only campaigns in this status.
+    #[param(value_type = Option<crate::campaign::input::StatusName>)]
     pub status: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CampaignList {
     pub campaigns: Vec<CampaignView>,
 }
 
 /// `GET /api/v1/campaigns[?status=active]`: the tenant's campaigns, oldest first.
+#[utoipa::path(get, path = "/api/v1/campaigns", tag = TAG_CAMPAIGNS, params(ListParams),
+    responses((status = 200, description = "The tenant's campaigns, oldest first", body = CampaignList),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 422, response = Invalid)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -112,6 +134,11 @@ pub async fn list(
 }
 
 /// `GET /api/v1/campaigns/{id}`
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = TAG_CAMPAIGNS,
+    params(("id" = uuid::Uuid, Path, description = "Campaign id")),
+    responses((status = 200, description = "The campaign and its settings", body = CampaignView),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -161,6 +188,11 @@ async fn set_agents(
 }
 
 /// `POST /api/v1/campaigns`: a new campaign, in draft.
+#[utoipa::path(post, path = "/api/v1/campaigns", tag = TAG_CAMPAIGNS,
+    request_body(content = CampaignInput, description = "`name` is required; the rest defaults"),
+    responses((status = 201, description = "The new campaign, in draft", body = CampaignView),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 422, response = Invalid)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -181,6 +213,13 @@ pub async fn create(
 
 /// `PATCH /api/v1/campaigns/{id}`: changes the settings given, checked together with the
 /// rest; a running campaign picks them up on its next dial.
+#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = TAG_CAMPAIGNS,
+    params(("id" = uuid::Uuid, Path, description = "Campaign id")),
+    request_body(content = CampaignInput, description = "Only the fields given change; `null` clears a nullable one"),
+    responses((status = 200, description = "The campaign as changed", body = CampaignView),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -227,6 +266,12 @@ pub async fn update(
 
 /// `DELETE /api/v1/campaigns/{id}`: only a draft; a started campaign is stopped instead,
 /// keeping its leads and call history.
+#[utoipa::path(delete, path = "/api/v1/campaigns/{id}", tag = TAG_CAMPAIGNS,
+    params(("id" = uuid::Uuid, Path, description = "Campaign id")),
+    responses((status = 204, description = "Deleted, with its leads"),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

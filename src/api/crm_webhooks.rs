@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::openapi::{Forbidden, Invalid, NotFound, RateLimited, TAG_WEBHOOK, Unauthorized};
 use super::{ApiError, Caller};
 use crate::crm::{self, EndpointInput, repo};
 use crate::startup::AppState;
@@ -28,7 +29,7 @@ impl From<crm::Invalid> for ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointBody {
     pub url: Option<String>,
@@ -40,6 +41,12 @@ pub struct EndpointBody {
 
 /// `PUT /api/v1/webhook`: creates the endpoint (201, with its new secret, shown once) or
 /// replaces its url, events and enabled flag (200, the secret unchanged and not shown).
+#[utoipa::path(put, path = "/api/v1/webhook", tag = TAG_WEBHOOK,
+    request_body(content = EndpointBody, description = "`url` is required"),
+    responses((status = 200, description = "The endpoint as changed (secret unchanged, not shown)", body = repo::Saved),
+        (status = 201, description = "The new endpoint with its secret, shown this once", body = repo::Saved),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 422, response = Invalid)))]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -69,6 +76,10 @@ pub async fn put(
 }
 
 /// `GET /api/v1/webhook`: the endpoint, never its secret.
+#[utoipa::path(get, path = "/api/v1/webhook", tag = TAG_WEBHOOK,
+    responses((status = 200, description = "The endpoint (never its secret)", body = crm::Endpoint),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -81,6 +92,10 @@ pub async fn show(
 }
 
 /// `DELETE /api/v1/webhook`: no more events; pending deliveries are marked failed.
+#[utoipa::path(delete, path = "/api/v1/webhook", tag = TAG_WEBHOOK,
+    responses((status = 204, description = "Removed; pending deliveries are marked failed"),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -95,6 +110,10 @@ pub async fn remove(
 
 /// `POST /api/v1/webhook/rotate-secret`: a new secret, shown once; the old one no longer
 /// signs anything (retries of earlier events included).
+#[utoipa::path(post, path = "/api/v1/webhook/rotate-secret", tag = TAG_WEBHOOK,
+    responses((status = 200, description = "The endpoint with its new secret, shown this once", body = repo::Saved),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,13 +125,20 @@ pub async fn rotate_secret(
         .ok_or_else(no_endpoint)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
+    /// 1 to 200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
 }
 
 /// `GET /api/v1/webhook/deliveries?limit=` (1–200, default 50): the most recent
 /// deliveries, newest first, with their state, attempts and last answer.
+#[utoipa::path(get, path = "/api/v1/webhook/deliveries", tag = TAG_WEBHOOK, params(DeliveriesQuery),
+    responses((status = 200, description = "Recent deliveries, newest first", body = Vec<repo::Delivery>),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 422, response = Invalid)))]
 pub async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,12 +1,14 @@
 //! Lead uploads and their reports.
 
 use axum::Json;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
+use super::openapi::{Forbidden, Invalid, NotFound, RateLimited, TAG_IMPORTS, Unauthorized};
 use super::{ApiError, Caller};
 use crate::campaign::CampaignId;
 use crate::lead::import::{self, ImportOptions};
@@ -16,6 +18,10 @@ use crate::startup::AppState;
 /// Rejected rows listed in the JSON report; the CSV download has all of them.
 const REPORT_ERRORS: i64 = 1000;
 
+/// `GET /api/v1/leads/template.csv`: the CSV header an import reads, with an example row.
+#[utoipa::path(get, path = "/api/v1/leads/template.csv", tag = TAG_IMPORTS, security(()),
+    responses((status = 200, description = "A CSV file with the columns an import knows",
+        content_type = "text/csv", body = String)))]
 pub async fn template() -> impl IntoResponse {
     (
         [
@@ -41,6 +47,15 @@ impl Drop for Upload {
     }
 }
 
+/// A body that is not `multipart/form-data` (or has no boundary): 422, in our shape.
+pub(super) fn not_multipart(e: MultipartRejection) -> ApiError {
+    ApiError::invalid(
+        "invalid_upload",
+        format!("the body must be multipart/form-data: {}", e.body_text()),
+        None,
+    )
+}
+
 /// Streams the multipart `file` field to a temporary file (memory stays flat for any size)
 /// and collects the text fields.
 async fn receive(
@@ -61,7 +76,11 @@ async fn receive(
             let up = Upload {
                 path: std::env::temp_dir()
                     .join(format!("dialer-upload-{}.csv", Uuid::new_v4().simple())),
-                name: field.file_name().unwrap_or("upload.csv").to_string(),
+                // Stored as text: no control characters (Postgres refuses NUL).
+                name: field
+                    .file_name()
+                    .unwrap_or("upload.csv")
+                    .replace(|c: char| c.is_control(), ""),
             };
             let mut out = tokio::fs::File::create(&up.path).await.map_err(|e| {
                 ApiError::Internal(anyhow::anyhow!("creating {}: {e}", up.path.display()))
@@ -102,11 +121,18 @@ fn precheck(path: &std::path::Path, mappings: &[(String, Field)]) -> Result<(), 
 /// `POST /api/v1/campaigns/{id}/leads`: multipart with `file`, optional `default_region`
 /// and repeatable `map` ("CSV column=field"). Answers 202 with the import's id; the import
 /// runs in the background and `GET /api/v1/imports/{id}` follows it.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/leads", tag = TAG_IMPORTS,
+    params(("id" = uuid::Uuid, Path, description = "Campaign id")),
+    request_body(content = super::openapi::LeadUpload, content_type = "multipart/form-data"),
+    responses((status = 202, description = "The import is queued; follow it at `status_url`", body = ImportQueued),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid)))]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_manager()?;
     let not_found = || ApiError::NotFound(format!("no campaign {id}"));
@@ -118,6 +144,7 @@ pub async fn upload(
     )
     .await?
     .ok_or_else(not_found)?;
+    let multipart = multipart.map_err(not_multipart)?;
     let (upload, fields) = receive(multipart).await?;
     let upload = upload.ok_or_else(|| {
         ApiError::invalid(
@@ -176,13 +203,24 @@ pub async fn upload(
     });
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({
-            "import_id": job,
-            "status": "queued",
-            "status_url": format!("/api/v1/imports/{job}"),
-            "errors_url": format!("/api/v1/imports/{job}/errors.csv"),
-        })),
+        Json(ImportQueued {
+            import_id: job,
+            status: "queued",
+            status_url: format!("/api/v1/imports/{job}"),
+            errors_url: format!("/api/v1/imports/{job}/errors.csv"),
+        }),
     ))
+}
+
+/// A lead import just queued.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ImportQueued {
+    pub import_id: Uuid,
+    /// Always `queued`.
+    #[schema(value_type = String, example = "queued")]
+    pub status: &'static str,
+    pub status_url: String,
+    pub errors_url: String,
 }
 
 /// The caller's tenant's import `id` with up to `error_limit` rejected rows; 404 for a
@@ -202,6 +240,11 @@ async fn find_import(
 }
 
 /// `GET /api/v1/imports/{id}`: status, counts by reason, and the first rejected rows.
+#[utoipa::path(get, path = "/api/v1/imports/{id}", tag = TAG_IMPORTS,
+    params(("id" = uuid::Uuid, Path, description = "Import id")),
+    responses((status = 200, description = "The import's status and counts, with its first 1000 rejected rows", body = import::ImportReport),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -213,6 +256,12 @@ pub async fn show(
 }
 
 /// `GET /api/v1/imports/{id}/errors.csv`: every rejected row.
+#[utoipa::path(get, path = "/api/v1/imports/{id}/errors.csv", tag = TAG_IMPORTS,
+    params(("id" = uuid::Uuid, Path, description = "Import id")),
+    responses((status = 200, description = "Every rejected row: row, column, value, code, reason",
+            content_type = "text/csv", body = String),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn errors_csv(
     State(state): State<AppState>,
     caller: Caller,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::body::JsonBody;
+use super::openapi::{Conflict, Forbidden, Invalid, NotFound, RateLimited, TAG_KEYS, Unauthorized};
 use super::{ApiError, Caller};
 use crate::auth::{CreatedKey, KeyError, KeyInfo, Role, keys};
 use crate::startup::AppState;
@@ -29,12 +30,15 @@ impl From<KeyError> for ApiError {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyList {
     pub keys: Vec<KeyInfo>,
 }
 
 /// `GET /api/v1/keys`: the tenant's keys (never their secrets), newest first.
+#[utoipa::path(get, path = "/api/v1/keys", tag = TAG_KEYS,
+    responses((status = 200, description = "The tenant's keys, newest first (never their secrets)", body = KeyList),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -44,7 +48,7 @@ pub async fn list(
     Ok(Json(KeyList { keys }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {
     /// What the key is for, e.g. "CRM sync".
@@ -56,6 +60,11 @@ pub struct NewKeyBody {
 }
 
 /// `POST /api/v1/keys`: a new key; the response holds its secret, shown this once.
+#[utoipa::path(post, path = "/api/v1/keys", tag = TAG_KEYS,
+    request_body = NewKeyBody,
+    responses((status = 201, description = "The new key with its secret, shown this once", body = CreatedKey),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 422, response = Invalid)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -75,6 +84,12 @@ pub async fn create(
 }
 
 /// `DELETE /api/v1/keys/{id}`: revoked at once; the tenant's last admin key is kept (409).
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = TAG_KEYS,
+    params(("id" = uuid::Uuid, Path, description = "Key id")),
+    responses((status = 204, description = "Revoked"),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict)))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

@@ -7,6 +7,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::body::JsonBody;
+use super::openapi::{
+    Conflict, Forbidden, Invalid, NotFound, RateLimited, TAG_LEADS, Unauthorized,
+};
 use super::query::ApiQuery;
 use super::{ApiError, Caller};
 use crate::campaign::CampaignId;
@@ -48,19 +51,25 @@ fn invalid(field: &'static str, message: String) -> ApiError {
     ApiError::invalid("invalid_query", message, Some(field))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    /// Only this campaign's leads.
+    #[param(value_type = Option<uuid::Uuid>)]
     pub campaign: Option<String>,
     /// ready, dialing or done.
+    #[param(value_type = Option<crate::lead::manage::LeadStatus>)]
     pub status: Option<String>,
     /// Why done leads are done: answered, attempts_exhausted, dnc, removed …
     pub final_reason: Option<String>,
     /// The number, in international form.
     pub phone: Option<String>,
     /// low, normal, high or urgent.
+    #[param(value_type = Option<crate::lead::manage::PriorityName>)]
     pub priority: Option<String>,
     /// 1 to 1000 (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -120,7 +129,7 @@ impl ListParams {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LeadList {
     pub leads: Vec<LeadView>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -129,6 +138,10 @@ pub struct LeadList {
 }
 
 /// `GET /api/v1/leads?campaign&status&final_reason&phone&priority&limit&cursor`, in import order.
+#[utoipa::path(get, path = "/api/v1/leads", tag = TAG_LEADS, params(ListParams),
+    responses((status = 200, description = "Leads in import order", body = LeadList),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 422, response = Invalid)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -143,7 +156,7 @@ pub async fn list(
     Ok(Json(LeadList { leads, next_cursor }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LeadDetail {
     #[serde(flatten)]
     pub lead: LeadView,
@@ -152,6 +165,10 @@ pub struct LeadDetail {
 }
 
 /// `GET /api/v1/leads/{id}`
+#[utoipa::path(get, path = "/api/v1/leads/{id}", tag = TAG_LEADS, params(("id" = i64, Path, minimum = 1, description = "Lead id")),
+    responses((status = 200, description = "The lead and its attempts", body = LeadDetail),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -168,6 +185,12 @@ pub async fn show(
 }
 
 /// `PATCH /api/v1/leads/{id}`: names, type, priority, notes, custom fields.
+#[utoipa::path(patch, path = "/api/v1/leads/{id}", tag = TAG_LEADS, params(("id" = i64, Path, minimum = 1, description = "Lead id")),
+    request_body(content = LeadInput, description = "Only the fields given change; `null` clears one"),
+    responses((status = 200, description = "The lead as changed", body = LeadView),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -198,6 +221,11 @@ pub async fn update(
 
 /// `DELETE /api/v1/leads/{id}`: never dialled again (`done`, `removed`); its calls stay in
 /// the reports. 409 while a call to it is live.
+#[utoipa::path(delete, path = "/api/v1/leads/{id}", tag = TAG_LEADS, params(("id" = i64, Path, minimum = 1, description = "Lead id")),
+    responses((status = 204, description = "Never dialled again (`done`, `removed`)"),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -210,6 +238,11 @@ pub async fn delete(
 }
 
 /// `POST /api/v1/leads/{id}/requeue`: due now, dialled when both windows are open.
+#[utoipa::path(post, path = "/api/v1/leads/{id}/requeue", tag = TAG_LEADS, params(("id" = i64, Path, minimum = 1, description = "Lead id")),
+    responses((status = 200, description = "The lead, due now", body = LeadView),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict)))]
 pub async fn requeue(
     State(state): State<AppState>,
     caller: Caller,

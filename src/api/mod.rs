@@ -10,6 +10,7 @@ pub mod dnc;
 pub mod imports;
 pub mod keys;
 pub mod leads;
+pub mod openapi;
 pub mod query;
 pub mod reports;
 
@@ -18,7 +19,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -28,6 +29,7 @@ use crate::tenant::TenantId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/leads/template.csv", get(imports::template))
         .route(
             "/api/v1/campaigns",
@@ -47,7 +49,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/leads/{id}/requeue", post(leads::requeue))
         .route("/api/v1/keys", get(keys::list).post(keys::create))
-        .route("/api/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/api/v1/keys/{id}", delete(keys::revoke))
         .route("/api/v1/campaigns/{id}/progress", get(campaigns::progress))
         .route("/api/v1/campaigns/{id}/{action}", post(campaigns::act))
         .route("/api/v1/imports/{id}", get(imports::show))
@@ -139,15 +141,20 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
+/// The body of every 4xx and 5xx answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ErrorDetail<'a> {
+    /// A stable, machine-readable code (`not_found`, `invalid_field`, `rate_limited` …).
     code: &'a str,
+    /// What was wrong, for a person.
     message: &'a str,
+    /// The request field at fault (a JSON path such as `work_days[1]`), when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::openapi::{Forbidden, Invalid, NotFound, RateLimited, TAG_REPORTS, Unauthorized};
 use super::{ApiError, Caller};
 use crate::campaign::CampaignId;
 use crate::phone::Region;
@@ -17,6 +18,11 @@ use crate::report::{self, export};
 use crate::startup::AppState;
 
 /// `GET /api/v1/campaigns/{id}/report`
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/report", tag = TAG_REPORTS,
+    params(("id" = uuid::Uuid, Path, description = "Campaign id")),
+    responses((status = 200, description = "The campaign's figures since its start and over the last 30 days", body = report::CampaignReport),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound)))]
 pub async fn campaign(
     State(state): State<AppState>,
     caller: Caller,
@@ -33,6 +39,13 @@ pub async fn campaign(
 }
 
 /// `GET /api/v1/agents/{id}/report?since=`
+#[utoipa::path(get, path = "/api/v1/agents/{id}/report", tag = TAG_REPORTS,
+    params(("id" = uuid::Uuid, Path, description = "Agent id"),
+        ("since" = Option<DateTime<Utc>>, Query, description = "Only calls and offers from this time on (RFC 3339)")),
+    responses((status = 200, description = "The agent's figures", body = report::AgentReport),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid)))]
 pub async fn agent(
     State(state): State<AppState>,
     caller: Caller,
@@ -52,6 +65,14 @@ pub async fn agent(
 }
 
 /// `GET /api/v1/calls/export?format=csv|json&campaign=&from=&to=&disposition=&agent=&phone=`
+#[utoipa::path(get, path = "/api/v1/calls/export", tag = TAG_REPORTS,
+    params(ExportParams, CallFilterParams),
+    description = "Every call attempt matching the filters, oldest first, streamed. In the CSV, cells a spreadsheet would run as a formula are prefixed with `'`.",
+    responses((status = 200, description = "The calls, as CSV (the default) or a JSON array",
+            content((String = "text/csv"), (Vec<export::Row> = "application/json")),
+            headers(("Content-Disposition" = String, description = "attachment; filename=\"calls.csv\" or \"calls.json\""))),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
+        (status = 422, response = Invalid)))]
 pub async fn calls(
     State(state): State<AppState>,
     caller: Caller,
@@ -101,6 +122,43 @@ pub async fn calls(
         .into_response())
 }
 
+/// The export's `format` parameter.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Documents the query parameter the handler reads by name.
+pub struct ExportParams {
+    /// `csv` (the default) or `json`.
+    #[param(inline)]
+    format: Option<ExportFormat>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "snake_case")]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+/// The calls filter's query parameters, as [`filter`] reads them.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Documents the query parameters the handler reads by name.
+pub struct CallFilterParams {
+    /// Only this campaign's calls.
+    campaign: Option<Uuid>,
+    /// Only calls created at or after this time (RFC 3339).
+    from: Option<DateTime<Utc>>,
+    /// Only calls created before this time (RFC 3339).
+    to: Option<DateTime<Utc>>,
+    /// Only calls with this disposition (the engine's or the agent's).
+    disposition: Option<String>,
+    /// Only calls this agent took.
+    agent: Option<Uuid>,
+    /// Only calls to this number (international, or national US).
+    phone: Option<String>,
+}
+
 /// The calls filter from `campaign`, `from`, `to`, `disposition`, `agent`, `phone`.
 pub(crate) fn filter(p: &Params) -> Result<export::Filter, ApiError> {
     let phone = match p.get("phone") {
@@ -136,8 +194,10 @@ impl Params<'_> {
         }
     }
 
+    /// The parameter's value, trimmed. An empty value is a value (and refused where it
+    /// does not parse), not an absent parameter.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+        self.0.get(name).map(|v| v.trim())
     }
 
     pub(crate) fn uuid(&self, name: &str) -> Result<Option<Uuid>, ApiError> {

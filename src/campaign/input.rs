@@ -23,23 +23,28 @@ where
 
 /// Create (`name` required) or change a campaign; absent fields keep their value (the
 /// default on create). Nullable fields are cleared with `null`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignInput {
     pub name: Option<String>,
     /// E.164; required before the campaign can start.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub caller_id: Option<Option<String>>,
     /// IANA zone of the campaign's calling window.
     pub time_zone: Option<String>,
     /// `HH:MM-HH:MM` in the campaign's zone.
+    #[schema(example = "09:00-20:00")]
     pub window: Option<String>,
     /// `mon-fri`, `mon,wed,fri`, `all` …
+    #[schema(example = "mon-fri")]
     pub days: Option<String>,
     /// `YYYY-MM-DD`
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub start_date: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub end_date: Option<Option<String>>,
     /// ISO 3166-1 alpha-2 region for national numbers in imports.
     pub default_region: Option<String>,
@@ -49,31 +54,41 @@ pub struct CampaignInput {
     pub max_attempts: Option<i64>,
     /// Seconds before a retry after that outcome; `null`: no retry.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
     pub retry_no_answer_secs: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
     pub retry_busy_secs: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
     pub retry_failed_secs: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
     pub retry_voicemail_secs: Option<Option<i64>>,
     pub amd_enabled: Option<bool>,
     /// Text spoken, or an http(s) audio URL played.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub voicemail_message: Option<Option<String>>,
     pub recording_enabled: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub recording_consent_message: Option<Option<String>>,
     pub max_hold_ms: Option<i64>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub seller_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub callback_number: Option<Option<String>>,
     /// `HH:MM-HH:MM` in the lead's own zone.
     pub legal_window: Option<String>,
     /// `{"US-FL": ["08:00", "20:00"]}`; replaces all overrides.
+    #[schema(value_type = Option<Object>, example = json!({"US-FL": ["08:00", "20:00"]}))]
     pub legal_window_overrides: Option<serde_json::Value>,
     /// The agent group whose agents take the calls; `null`: any agent of the tenant.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub agent_group_id: Option<Option<Uuid>>,
     pub abandon_cap_pct: Option<f64>,
     pub disposition_codes: Option<Vec<String>>,
@@ -304,12 +319,26 @@ fn hhmm(t: chrono::NaiveTime) -> String {
     t.format("%H:%M").to_string()
 }
 
+/// A campaign's status.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum StatusName {
+    Draft,
+    Active,
+    Paused,
+    Completed,
+    Stopped,
+}
+
 /// A campaign as the API shows it: the fields of [`CampaignInput`] plus identity and state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CampaignView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: CampaignId,
     pub name: String,
     /// draft, active, paused, completed or stopped.
+    #[schema(value_type = StatusName)]
     pub status: String,
     /// Why the campaign last changed status on its own (completed, caller id refused …).
     pub status_reason: Option<String>,
@@ -336,6 +365,7 @@ pub struct CampaignView {
     pub seller_name: Option<String>,
     pub callback_number: Option<String>,
     pub legal_window: String,
+    #[schema(value_type = Object, example = json!({"US-FL": ["08:00", "20:00"]}))]
     pub legal_window_overrides: BTreeMap<String, [String; 2]>,
     pub agent_group_id: Option<Uuid>,
     pub abandon_cap_pct: f64,

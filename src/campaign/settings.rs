@@ -66,7 +66,7 @@ impl WeekDays {
             let d = d.trim().to_ascii_lowercase();
             DAY_NAMES
                 .iter()
-                .position(|n| d.len() >= 3 && n.starts_with(&d[..3]))
+                .position(|n| d.get(..3).is_some_and(|p| n.starts_with(p)))
                 .ok_or_else(|| err("days", raw, format!("`{d}` is not a day (mon … sun)")))
         };
         let lower = raw.trim().to_ascii_lowercase();
@@ -236,6 +236,9 @@ mod tests {
         assert_eq!(d.to_text(), "mon,wed,sat");
         assert!(WeekDays::parse("fri-mon").is_err());
         assert!(WeekDays::parse("funday").is_err());
+        // Not a day, and not a panic: the first three bytes are not a whole character.
+        assert!(WeekDays::parse("mé").is_err());
+        assert!(WeekDays::parse("日曜日").is_err());
     }
 
     #[test]

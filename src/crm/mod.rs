@@ -41,7 +41,7 @@ pub fn generate_secret() -> String {
 }
 
 /// A tenant's endpoint as shown to its admins: never the secret, only its first characters.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Endpoint {
     pub url: String,
     pub events: Vec<String>,

@@ -12,7 +12,7 @@ const ENDPOINT_COLUMNS: &str =
 
 /// The endpoint just written, and its secret when one was generated (first creation):
 /// shown to the admin once, never again.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Saved {
     #[serde(flatten)]
     pub endpoint: Endpoint,
@@ -126,7 +126,7 @@ pub async fn rotate_secret(
 }
 
 /// One delivery as shown to the tenant's admins.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Delivery {
     pub id: i64,
     pub event: String,
@@ -141,6 +141,7 @@ pub struct Delivery {
     pub last_status: Option<i32>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
 }
 

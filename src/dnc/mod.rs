@@ -14,17 +14,19 @@ use crate::tenant::TenantId;
 /// Which list: a tenant's (`Some`) or the global one (`None`).
 pub type List = Option<TenantId>;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct DncEntry {
     pub phone_e164: String,
+    /// On the global list every tenant obeys (not the tenant's own).
     pub global: bool,
     pub source: String,
+    #[schema(required = true)]
     pub reason: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// The result of `dnc import`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct DncImportReport {
     pub rows: u64,
     pub added: u64,

@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use crate::campaign::CampaignId;
 use crate::tenant::TenantId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Start,
@@ -96,10 +96,12 @@ fn db(e: sqlx::Error) -> LifecycleError {
 }
 
 /// The campaign after a transition.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StatusView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: CampaignId,
     pub status: String,
+    #[schema(required = true)]
     pub status_reason: Option<String>,
     pub status_changed_at: chrono::DateTime<chrono::Utc>,
 }
@@ -216,10 +218,13 @@ pub async fn complete_finished(pool: &PgPool) -> Result<u64, sqlx::Error> {
 }
 
 /// Where a campaign stands: its leads by state and outcome, its attempts by disposition.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CampaignProgress)]
 pub struct Progress {
+    #[schema(value_type = uuid::Uuid)]
     pub id: CampaignId,
     pub status: String,
+    #[schema(required = true)]
     pub status_reason: Option<String>,
     pub leads: i64,
     pub ready: i64,

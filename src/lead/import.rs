@@ -49,10 +49,11 @@ pub struct Progress {
 }
 
 /// What an import did, as the campaign manager reads it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub import_id: Uuid,
     pub kind: String,
+    #[schema(required = true)]
     pub campaign_id: Option<Uuid>,
     pub status: String,
     pub file_name: String,
@@ -61,8 +62,10 @@ pub struct ImportReport {
     pub rejected: u64,
     pub rejected_by_reason: BTreeMap<String, u64>,
     /// Why the whole file failed, when it did.
+    #[schema(required = true)]
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
     /// Rejected rows in file order (the first ones only when listed from the API).
     pub errors: Vec<RowError>,

@@ -20,10 +20,32 @@ pub fn priority_name(p: i16) -> &'static str {
         .unwrap_or("normal")
 }
 
+/// A lead's status.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum LeadStatus {
+    Ready,
+    Dialing,
+    Done,
+}
+
+/// A priority by name.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum PriorityName {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
 /// A lead as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct LeadView {
     pub id: i64,
+    #[schema(value_type = uuid::Uuid)]
     pub campaign_id: CampaignId,
     pub import_id: Option<Uuid>,
     /// E.164
@@ -36,10 +58,13 @@ pub struct LeadView {
     pub last_name: Option<String>,
     pub phone_type: Option<String>,
     #[sqlx(try_from = "i16")]
+    #[schema(value_type = PriorityName)]
     pub priority: Priority,
     pub notes: Option<String>,
+    #[schema(value_type = Object)]
     pub custom: sqlx::types::Json<serde_json::Value>,
     /// ready (waiting for `next_attempt_at`), dialing (a call is live) or done.
+    #[schema(value_type = LeadStatus)]
     pub status: String,
     /// Why a done lead is done: a disposition, attempts_exhausted, dnc, removed …
     pub final_reason: Option<String>,
@@ -78,7 +103,7 @@ macro_rules! lead_columns {
 }
 
 /// One attempt at a lead, as its history shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Attempt {
     pub call_id: i64,
     pub attempt: i32,
@@ -183,20 +208,26 @@ where
 
 /// Changes to a lead; absent fields stay, `null` clears. The number is the lead's identity
 /// in its campaign and is not changed here: remove the lead and import the right one.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadInput {
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub first_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub last_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub phone_type: Option<Option<String>>,
     /// low, normal, high or urgent.
+    #[schema(value_type = Option<PriorityName>)]
     pub priority: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
     /// Replaces the custom fields: an object of strings, numbers, booleans or nulls.
+    #[schema(value_type = Option<Object>)]
     pub custom: Option<serde_json::Map<String, serde_json::Value>>,
 }
 

@@ -8,7 +8,17 @@ use crate::phone::{PhoneError, PhoneNumber, Region};
 
 /// Why a row did not become a lead; each has its own count in the report.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum RejectCode {
@@ -45,11 +55,13 @@ impl RejectCode {
 }
 
 /// A rejected row: where, what, why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     /// Row number as a spreadsheet shows it: the header is row 1.
     pub row: u64,
+    #[schema(required = true)]
     pub column: Option<String>,
+    #[schema(required = true)]
     pub value: Option<String>,
     pub code: RejectCode,
     pub reason: String,

@@ -32,33 +32,52 @@ pub enum Format {
     Json,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// One call attempt, as the list, the show and the export give it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = CallRow)]
 pub struct Row {
     pub call_id: i64,
     pub campaign_id: Uuid,
     pub campaign_name: String,
     pub lead_id: i64,
+    #[schema(required = true)]
     pub first_name: Option<String>,
+    #[schema(required = true)]
     pub last_name: Option<String>,
     pub attempt: i32,
     pub to_number: String,
     pub from_number: String,
+    #[schema(required = true)]
     pub call_sid: Option<String>,
     pub state: String,
+    #[schema(required = true)]
     pub disposition: Option<String>,
+    #[schema(required = true)]
     pub answered_by: Option<String>,
+    #[schema(required = true)]
     pub agent_id: Option<Uuid>,
+    #[schema(required = true)]
     pub agent_name: Option<String>,
+    #[schema(required = true)]
     pub agent_disposition: Option<String>,
+    #[schema(required = true)]
     pub agent_notes: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub dialed_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub answered_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub bridged_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub ended_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub duration_secs: Option<i32>,
+    #[schema(required = true)]
     pub recording_url: Option<String>,
+    #[schema(required = true)]
     pub recording_duration_secs: Option<i32>,
+    #[schema(required = true)]
     pub cost: Option<f64>,
 }
 

@@ -20,7 +20,7 @@ use crate::tenant::TenantId;
 pub const ROLLING_DAYS: i64 = 30;
 
 /// One period's figures for a campaign.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Figures {
     /// Attempts the carrier was asked to place.
     pub dials: i64,
@@ -39,18 +39,22 @@ pub struct Figures {
     /// Mean time from the bridge to the end of the call, over bridged calls. The end is
     /// the carrier's timestamp (whole seconds), the bridge ours: a call under a second may
     /// count as 0.
+    #[schema(required = true)]
     pub avg_talk_secs: Option<f64>,
     /// Attempts by the engine's disposition (`answered`, `voicemail`, `no_answer` …).
     pub dispositions: BTreeMap<String, i64>,
     /// Calls by the agent's wrap-up disposition (`sale`, `callback` …).
     pub agent_dispositions: BTreeMap<String, i64>,
-    /// What the carrier charged, where it said (None: no price known yet).
+    /// What the carrier charged, where it said (null: no price known yet).
+    #[schema(required = true)]
     pub cost: Option<f64>,
+    #[schema(required = true)]
     pub cost_currency: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CampaignReport {
+    #[schema(value_type = uuid::Uuid)]
     pub campaign_id: CampaignId,
     pub name: String,
     pub status: String,
@@ -169,7 +173,7 @@ pub async fn campaign(
 }
 
 /// What one agent did: offers and how they ended, calls taken, talk time, wrap-ups.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AgentReport {
     pub agent_id: Uuid,
     pub name: String,
@@ -181,6 +185,7 @@ pub struct AgentReport {
     /// accepted ÷ offers, in %.
     pub accept_rate_pct: f64,
     pub calls_bridged: i64,
+    #[schema(required = true)]
     pub avg_talk_secs: Option<f64>,
     pub dispositions: BTreeMap<String, i64>,
 }

@@ -10,6 +10,7 @@ mod helpers;
 mod import;
 mod isolation;
 mod manage;
+mod openapi;
 mod recording;
 mod reports;
 mod schema;
