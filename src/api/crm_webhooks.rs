@@ -146,7 +146,7 @@ pub async fn deliveries(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_admin()?;
     let Query(q) = query.map_err(|e| ApiError::invalid("invalid_query", e.body_text(), None))?;
-    let limit = match q.limit.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+    let limit = match q.limit.as_deref().map(str::trim) {
         None => 50,
         Some(raw) => raw
             .parse::<i64>()

@@ -160,13 +160,13 @@ pub async fn list(
 pub struct LeadDetail {
     #[serde(flatten)]
     pub lead: LeadView,
-    /// Every attempt at the lead, first first (details: `GET /api/v1/calls/{call_id}`).
-    pub attempts: Vec<Attempt>,
+    /// Every call to the lead, its first attempt first (details: `GET /api/v1/calls/{call_id}`).
+    pub calls: Vec<Attempt>,
 }
 
 /// `GET /api/v1/leads/{id}`
 #[utoipa::path(get, path = "/api/v1/leads/{id}", tag = TAG_LEADS, params(("id" = i64, Path, minimum = 1, description = "Lead id")),
-    responses((status = 200, description = "The lead and its attempts", body = LeadDetail),
+    responses((status = 200, description = "The lead and its calls", body = LeadDetail),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 429, response = RateLimited),
         (status = 404, response = NotFound)))]
 pub async fn show(
@@ -180,8 +180,8 @@ pub async fn show(
     let lead = manage::get(&mut conn, caller.tenant, id)
         .await?
         .ok_or(LeadError::NotFound(id))?;
-    let attempts = manage::attempts(&mut conn, caller.tenant, id).await?;
-    Ok(Json(LeadDetail { lead, attempts }))
+    let calls = manage::attempts(&mut conn, caller.tenant, id).await?;
+    Ok(Json(LeadDetail { lead, calls }))
 }
 
 /// `PATCH /api/v1/leads/{id}`: names, type, priority, notes, custom fields.

@@ -70,6 +70,13 @@ async fn populate(app: &TestApp, a: &Tenant) -> Owned {
     .fetch_one(&app.db)
     .await
     .unwrap();
+    sqlx::query(
+        "UPDATE leads SET attempts = 1, status = 'done', final_reason = 'answered' WHERE id = $1",
+    )
+    .bind(lead)
+    .execute(&app.db)
+    .await
+    .unwrap();
     let (s, _) = app
         .send(
             Method::POST,
@@ -398,6 +405,20 @@ async fn each_role_reaches_only_what_it_may() {
     assert_eq!(s, 200, "{v}");
     let (s, me) = app.send(Method::GET, &ann, "/api/v1/agents/me", None).await;
     assert_eq!((s, me["id"].clone()), (200, json!(owned.agent)));
+
+    // A manager sees the lead with its call history.
+    let (s, lead) = app
+        .send(
+            Method::GET,
+            &manager,
+            &format!("/api/v1/leads/{}", owned.lead),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{lead}");
+    assert_eq!(lead["attempts"], 1, "{lead}");
+    assert_eq!(lead["calls"][0]["call_id"], owned.call, "{lead}");
+    assert_eq!(lead["calls"][0]["agent_id"], json!(owned.agent), "{lead}");
 
     // A manager runs campaigns but does not manage keys.
     let (s, _) = app

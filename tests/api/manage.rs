@@ -299,7 +299,8 @@ async fn leads_are_paged_changed_removed_and_queued_again() {
     }
     let (_, shown) = app.send(Method::GET, &t.key, &lead, None).await;
     assert_eq!(shown["notes"], "VIP");
-    assert_eq!(shown["attempts"], json!([]));
+    assert_eq!(shown["attempts"], 0);
+    assert_eq!(shown["calls"], json!([]));
 
     // Removed: never dialled again, and still there to see.
     let (s, _) = app.send(Method::DELETE, &t.key, &lead, None).await;
