@@ -212,7 +212,7 @@ pub async fn show(
 #[utoipa::path(post, path = "/api/v1/calls/{id}/disposition", tag = TAG_CALLS,
     params(("id" = i64, Path, minimum = 1, description = "Call id")),
     request_body = DispositionBody,
-    responses((status = 200, description = "The wrap-up as recorded", body = super::openapi::WrappedUpDoc),
+    responses((status = 200, description = "The wrap-up as recorded", body = WrappedUp),
         (status = 401, response = Unauthorized), (status = 429, response = RateLimited),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),

@@ -183,22 +183,6 @@ pub struct Invalid(ErrorBody<'static>);
 #[allow(dead_code)]
 pub struct RateLimited(ErrorBody<'static>);
 
-/// The agent's wrap-up as recorded (`engine::wrapup::WrappedUp`).
-#[derive(ToSchema)]
-#[schema(as = WrappedUp)]
-#[allow(dead_code)]
-pub struct WrappedUpDoc {
-    call_id: i64,
-    disposition: String,
-    /// When the lead will be called again (a `callback`).
-    #[schema(required = true)]
-    callback_scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
-    added_to_dnc: bool,
-    /// The agent's status after the wrap-up (null when no agent took the call).
-    #[schema(required = true)]
-    agent_status: Option<String>,
-}
-
 /// `POST /api/v1/campaigns/{id}/leads` (multipart/form-data).
 #[derive(ToSchema)]
 #[allow(dead_code)]

@@ -49,13 +49,18 @@ pub enum WrapUpError {
     Database(#[from] sqlx::Error),
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The agent's wrap-up as recorded.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WrappedUp {
+    #[schema(value_type = i64)]
     pub call_id: CallId,
     pub disposition: String,
     /// When the lead will be called again (a `callback`).
+    #[schema(required = true)]
     pub callback_scheduled_at: Option<DateTime<Utc>>,
     pub added_to_dnc: bool,
+    /// The agent's status after the wrap-up (null when no agent took the call).
+    #[schema(required = true)]
     pub agent_status: Option<String>,
 }
 
