@@ -170,6 +170,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::health::metrics))
         .merge(crate::api::router())
         .merge(crate::webhooks::router(state.clone()))
+        // After every route: each path's unknown methods, then unknown paths, answer in
+        // the API's error shape.
+        .method_not_allowed_fallback(crate::api::method_not_allowed)
+        .fallback(crate::api::no_such_endpoint)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(record_request))
         .with_state(state)

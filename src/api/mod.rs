@@ -221,6 +221,41 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The answer for a path no route serves, in the one error shape.
+pub async fn no_such_endpoint(uri: axum::http::Uri) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "no_such_endpoint",
+        &format!(
+            "no endpoint {} (the API is described at /api/v1/openapi.json)",
+            uri.path()
+        ),
+    )
+}
+
+/// The answer for a method a path does not take, in the one error shape.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("{} does not take {method}", uri.path()),
+    )
+}
+
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                field: None,
+            },
+        }),
+    )
+        .into_response()
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Internal(e.into())

@@ -161,8 +161,8 @@ async fn every_documented_operation_is_served_and_no_other_method() {
             let status = r.status().as_u16();
             let body = r.text().await.unwrap();
             if item.get(m).is_some() {
-                // The router's own 404 (no route) has an empty body; handlers say why.
-                if status == 405 || (status == 404 && body.is_empty()) {
+                // The router's own 404 (no route) says `no_such_endpoint`; handlers say why.
+                if status == 405 || (status == 404 && body.contains("no_such_endpoint")) {
                     wrong.insert(format!("{m} {path}"), format!("documented, got {status}"));
                 }
             } else if status != 405 {
@@ -174,4 +174,25 @@ async fn every_documented_operation_is_served_and_no_other_method() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// A path no route serves and a method a path does not take answer in the error shape.
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_in_the_error_shape() {
+    let app = spawn_app().await;
+    let t = app.tenant("Acme").await;
+    let r = app.get_as(&t.key, "/api/v1/campaign").await;
+    assert_eq!(r.status(), 404);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "no_such_endpoint", "{v}");
+    let r = app
+        .client
+        .put(format!("{}/api/v1/campaigns", app.address))
+        .bearer_auth(&t.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
 }
