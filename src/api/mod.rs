@@ -325,6 +325,15 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::Unauthorized("the Authorization header must be `Bearer <API key>`".into())
             })?;
+        // Postgres text cannot hold NUL: a query parameter with one is refused here, for
+        // every endpoint, rather than failing in the database.
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError::invalid(
+                "invalid_query",
+                "query parameters must not contain the NUL character (%00)",
+                None,
+            ));
+        }
         let hash = state.hasher.hash(key);
         // Before any database work, so a flood costs us no queries.
         if let Err(wait) = state.api_limiter.check_key(&hash) {

@@ -19,14 +19,6 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        // Postgres text cannot hold NUL: refuse it here rather than fail in the database.
-        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
-            return Err(ApiError::invalid(
-                "invalid_query",
-                "query parameters must not contain NUL characters (%00)",
-                None,
-            ));
-        }
         let Query(value) = Query::<T>::from_request_parts(parts, state)
             .await
             .map_err(|e| {

@@ -195,4 +195,14 @@ async fn unknown_paths_and_methods_answer_in_the_error_shape() {
     assert_eq!(r.status(), 405);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
+
+    // Postgres text cannot hold NUL: a filter with one is a 422, not a database error.
+    for path in [
+        "/api/v1/calls?disposition=%00x",
+        "/api/v1/calls/export?phone=%2B1%00",
+        "/api/v1/leads?final_reason=a%00",
+    ] {
+        let r = app.get_as(&t.key, path).await;
+        assert_eq!(r.status(), 422, "{path}");
+    }
 }
