@@ -233,11 +233,8 @@ pub mod keys {
                 ));
             }
             (Role::Agent, Some(agent)) => {
-                let found: Option<i32> =
-                    sqlx::query_scalar("SELECT 1 FROM agents WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant)
-                        .bind(agent)
-                        .fetch_optional(&mut *conn)
+                let found =
+                    crate::agent::repo::get(&mut *conn, tenant, crate::agent::AgentId(agent))
                         .await?;
                 if found.is_none() {
                     return Err(invalid("agent_id", &format!("no agent {agent}")));

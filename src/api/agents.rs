@@ -29,7 +29,7 @@ impl From<AgentError> for ApiError {
             AgentError::NotFound(_)
             | AgentError::GroupNotFound(_)
             | AgentError::NotMember { .. } => ApiError::NotFound(message),
-            AgentError::Invalid(s) => ApiError::invalid("invalid_field", message, Some(s.field)),
+            AgentError::Invalid(s) => s.into(),
             AgentError::SetByCallFlow(_) => {
                 ApiError::invalid("status_not_settable", message, Some("status"))
             }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::JsonBody;
 use super::openapi::{Conflict, Invalid, NotFound, RateLimited, TAG_CALLS, Unauthorized};
+use super::query::{page_cursor, page_limit};
 use super::reports::{CallFilterParams, Params, filter};
 use super::{ApiError, Caller};
 use crate::call::CallId;
@@ -99,30 +100,8 @@ pub async fn list(
         }
         f.agent = Some(own);
     }
-    let limit = match p.get("limit") {
-        None => 100,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "invalid_query",
-                    format!("limit {raw:?} is not a number from 1 to 1000"),
-                    Some("limit"),
-                )
-            })?,
-    };
-    let before = match p.get("cursor") {
-        None => None,
-        Some(raw) => Some(raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            ApiError::invalid(
-                "invalid_query",
-                format!("cursor {raw:?} is not one this API gave"),
-                Some("cursor"),
-            )
-        })?),
-    };
+    let limit = page_limit(p.get("limit"), 100, 1000)?;
+    let before = page_cursor(p.get("cursor"))?;
     let calls = export::page(&state.db, caller.tenant, &f, before, limit).await?;
     let next_cursor = (calls.len() as i64 == limit)
         .then(|| calls.last().map(|c| c.call_id.to_string()))

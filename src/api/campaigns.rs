@@ -14,7 +14,6 @@ use super::query::ApiQuery;
 use super::{ApiError, Caller};
 use crate::campaign::input::{CampaignInput, CampaignView};
 use crate::campaign::repo::DeleteError;
-use crate::campaign::settings::SettingError;
 use crate::campaign::{CampaignId, NewCampaign, repo};
 use crate::engine::lifecycle::{self, Action, LifecycleError};
 use crate::startup::AppState;
@@ -82,12 +81,6 @@ pub async fn progress(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no campaign {id}")))
-}
-
-/// A setting that failed its check: 422 naming the field.
-fn invalid_setting(e: SettingError) -> ApiError {
-    let field = e.field;
-    ApiError::invalid("invalid_field", e.to_string(), Some(field))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -159,13 +152,11 @@ async fn check_group(
     input: &CampaignInput,
 ) -> Result<(), ApiError> {
     if let Some(Some(group)) = input.agent_group_id {
-        let found: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM agent_groups WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(group)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if found.is_none() {
+        let group = crate::agent::GroupId(group);
+        if crate::agent::repo::get_group(conn, tenant, group)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::invalid(
                 "invalid_field",
                 format!("agent_group_id: no agent group {group}"),
@@ -183,7 +174,7 @@ async fn set_agents(
     id: CampaignId,
     input: &CampaignInput,
 ) -> Result<Option<crate::campaign::Campaign>, ApiError> {
-    let agents = input.agent_settings().map_err(invalid_setting)?;
+    let agents = input.agent_settings()?;
     Ok(repo::set_agents(conn, tenant, id, &agents).await?)
 }
 
@@ -199,8 +190,8 @@ pub async fn create(
     JsonBody(input): JsonBody<CampaignInput>,
 ) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
     caller.require_manager()?;
-    let new = input.to_new().map_err(invalid_setting)?;
-    input.agent_settings().map_err(invalid_setting)?;
+    let new = input.to_new()?;
+    input.agent_settings()?;
     let mut tx = state.db.begin().await?;
     check_group(&mut tx, caller.tenant, &input).await?;
     let created = repo::insert(&mut tx, caller.tenant, &new).await?;
@@ -240,8 +231,8 @@ pub async fn update(
         .ok_or_else(|| ApiError::NotFound(format!("no campaign {id}")))?;
     let mut settings = NewCampaign::from_stored(&stored)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("campaign {id} as stored: {e}")))?;
-    input.apply(&mut settings).map_err(invalid_setting)?;
-    input.agent_settings().map_err(invalid_setting)?;
+    input.apply(&mut settings)?;
+    input.agent_settings()?;
     if settings.caller_id.is_none() && stored.status != "draft" {
         return Err(ApiError::invalid(
             "missing_caller_id",

@@ -10,7 +10,7 @@ use super::body::JsonBody;
 use super::openapi::{
     Conflict, Forbidden, Invalid, NotFound, RateLimited, TAG_LEADS, Unauthorized,
 };
-use super::query::ApiQuery;
+use super::query::{ApiQuery, page_cursor, page_limit};
 use super::{ApiError, Caller};
 use crate::campaign::CampaignId;
 use crate::lead::manage::{self, Attempt, LeadError, LeadFilter, LeadInput, LeadView};
@@ -107,24 +107,8 @@ impl ListParams {
             f.priority =
                 Some(manage::parse_priority(raw).map_err(|e| invalid("priority", e.to_string()))?);
         }
-        let limit = match &self.limit {
-            None => 100,
-            Some(raw) => raw
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| {
-                    invalid(
-                        "limit",
-                        format!("limit `{raw}` is not a number from 1 to 1000"),
-                    )
-                })?,
-        };
-        if let Some(raw) = &self.cursor {
-            f.after = Some(raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                invalid("cursor", format!("cursor `{raw}` is not one this API gave"))
-            })?);
-        }
+        let limit = page_limit(self.limit.as_deref(), 100, 1000)?;
+        f.after = page_cursor(self.cursor.as_deref())?;
         Ok((f, limit))
     }
 }
@@ -208,10 +192,8 @@ pub async fn update(
     let mut lead = manage::get(&mut tx, caller.tenant, id)
         .await?
         .ok_or(LeadError::NotFound(id))?;
-    input.apply(&mut lead).map_err(|e| {
-        let field = e.field;
-        ApiError::invalid("invalid_field", e.to_string(), Some(field))
-    })?;
+    input.apply(&mut lead)?;
+
     let saved = manage::save(&mut tx, caller.tenant, &lead)
         .await?
         .ok_or(LeadError::NotFound(id))?;

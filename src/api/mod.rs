@@ -256,6 +256,13 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// A setting or field that failed its check: 422 naming it.
+impl From<crate::campaign::settings::SettingError> for ApiError {
+    fn from(e: crate::campaign::settings::SettingError) -> Self {
+        ApiError::invalid("invalid_field", e.to_string(), Some(e.field))
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Internal(e.into())

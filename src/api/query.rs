@@ -36,3 +36,36 @@ where
         Ok(ApiQuery(value))
     }
 }
+
+/// A list's `limit`: absent is `default`, else a whole number from 1 to `max` (422 naming
+/// `limit` otherwise).
+pub fn page_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_query",
+                    format!("limit {raw:?} is not a number from 1 to {max}"),
+                    Some("limit"),
+                )
+            }),
+    }
+}
+
+/// A list's `cursor`: the positive id a previous page gave as `next_cursor`.
+pub fn page_cursor(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    raw.map(|raw| {
+        raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_query",
+                format!("cursor {raw:?} is not one this API gave"),
+                Some("cursor"),
+            )
+        })
+    })
+    .transpose()
+}

@@ -12,8 +12,8 @@ use super::settings::{self as cs, DailyWindow, SettingError, WeekDays};
 use super::{AgentSettings, Campaign, CampaignId, NewCampaign};
 
 /// `Some(None)` when the JSON says `null`, `None` when the field is absent: for settings
-/// that can be cleared.
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+/// (and lead fields) that can be cleared.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

@@ -395,6 +395,25 @@ pub mod repo {
         bind_settings(q, c).fetch_optional(conn).await
     }
 
+    /// A campaign that completed runs again (`active`) because one of its leads is due
+    /// again; any other status is left as it is (a stopped campaign stays stopped).
+    pub async fn reactivate_completed(
+        conn: &mut PgConnection,
+        id: CampaignId,
+        reason: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE campaigns SET status = 'active', status_reason = $2, \
+                    status_changed_at = now(), updated_at = now() \
+              WHERE id = $1 AND status = 'completed'",
+        )
+        .bind(id)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
     /// Why a campaign could not be deleted.
     #[derive(Debug, thiserror::Error)]
     pub enum DeleteError {

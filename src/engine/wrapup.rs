@@ -171,13 +171,11 @@ pub async fn wrap_up(
             .await?;
             // A campaign that completed while the agent was wrapping up (this was its
             // last lead) runs again for the promised call; a stopped one does not.
-            sqlx::query(
-                "UPDATE campaigns SET status = 'active', status_reason = 'a call-back was promised',
-                        status_changed_at = now(), updated_at = now()
-                  WHERE id = $1 AND status = 'completed'",
+            crate::campaign::repo::reactivate_completed(
+                &mut tx,
+                campaign,
+                "a call-back was promised",
             )
-            .bind(campaign)
-            .execute(&mut *tx)
             .await?;
             scheduled = Some(when);
         }

@@ -197,33 +197,24 @@ pub async fn attempts(
     .await
 }
 
-/// `Some(None)` when the JSON says `null`, `None` when the field is absent.
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// Changes to a lead; absent fields stay, `null` clears. The number is the lead's identity
 /// in its campaign and is not changed here: remove the lead and import the right one.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadInput {
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::campaign::input::nullable")]
     #[schema(value_type = Option<String>)]
     pub first_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::campaign::input::nullable")]
     #[schema(value_type = Option<String>)]
     pub last_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::campaign::input::nullable")]
     #[schema(value_type = Option<String>)]
     pub phone_type: Option<Option<String>>,
     /// low, normal, high or urgent.
     #[schema(value_type = Option<PriorityName>)]
     pub priority: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::campaign::input::nullable")]
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
     /// Replaces the custom fields: an object of strings, numbers, booleans or nulls.
@@ -390,19 +381,11 @@ pub async fn requeue(
             .bind(campaign)
             .fetch_one(&mut *tx)
             .await?;
-    match status.as_str() {
-        "stopped" => return Err(LeadError::CampaignStopped(id)),
-        "completed" => {
-            sqlx::query(
-                "UPDATE campaigns SET status = 'active', status_reason = 'a lead was queued again', \
-                        status_changed_at = now(), updated_at = now() WHERE id = $1",
-            )
-            .bind(campaign)
-            .execute(&mut *tx)
-            .await?;
-        }
-        _ => {}
+    if status == "stopped" {
+        return Err(LeadError::CampaignStopped(id));
     }
+    crate::campaign::repo::reactivate_completed(&mut tx, campaign, "a lead was queued again")
+        .await?;
     let lead: LeadView = sqlx::query_as(concat!(
         "UPDATE leads SET status = 'ready', final_reason = NULL, next_attempt_at = now(), \
          last_skip_reason = NULL, last_skipped_at = NULL, updated_at = now() \

@@ -179,26 +179,29 @@ fn by_id(o: &Owned) -> Vec<(Method, String, Option<Value>)> {
     ]
 }
 
-#[tokio::test]
-async fn another_tenants_ids_answer_404_everywhere_and_change_nothing() {
-    let app = spawn_app().await;
-    let a = app.tenant("Tenant A").await;
-    let owned = populate(&app, &a).await;
-    let b = app.tenant("Tenant B").await;
-    let before: Vec<Value> = sqlx::query_scalar(
-        "SELECT to_jsonb(x) FROM (SELECT name, status, updated_at::text FROM campaigns WHERE tenant_id = $1) x
+/// What tenant A has that another tenant's requests could change.
+async fn snapshot(app: &TestApp, a: &Tenant) -> Vec<Value> {
+    sqlx::query_scalar("SELECT to_jsonb(x) FROM (SELECT name, status, updated_at::text FROM campaigns WHERE tenant_id = $1) x
          UNION ALL SELECT to_jsonb(x) FROM (SELECT status, final_reason, notes FROM leads WHERE tenant_id = $1) x
          UNION ALL SELECT to_jsonb(x) FROM (SELECT name, status FROM agents WHERE tenant_id = $1) x
          UNION ALL SELECT to_jsonb(x) FROM (SELECT name FROM agent_groups WHERE tenant_id = $1) x
          UNION ALL SELECT to_jsonb(x) FROM (SELECT count(*) FROM agent_group_members WHERE tenant_id = $1) x
          UNION ALL SELECT to_jsonb(x) FROM (SELECT revoked_at FROM api_keys WHERE tenant_id = $1) x
          UNION ALL SELECT to_jsonb(x) FROM (SELECT agent_disposition FROM calls WHERE tenant_id = $1) x
-         UNION ALL SELECT to_jsonb(x) FROM (SELECT phone_e164 FROM dnc_numbers WHERE tenant_id = $1) x",
-    )
+         UNION ALL SELECT to_jsonb(x) FROM (SELECT phone_e164 FROM dnc_numbers WHERE tenant_id = $1) x")
     .bind(a.id)
     .fetch_all(&app.db)
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn another_tenants_ids_answer_404_everywhere_and_change_nothing() {
+    let app = spawn_app().await;
+    let a = app.tenant("Tenant A").await;
+    let owned = populate(&app, &a).await;
+    let b = app.tenant("Tenant B").await;
+    let before = snapshot(&app, &a).await;
 
     for (method, path, body) in by_id(&owned) {
         let (s, v) = app.send(method.clone(), &b.key, &path, body).await;
@@ -279,20 +282,7 @@ async fn another_tenants_ids_answer_404_everywhere_and_change_nothing() {
         "header only"
     );
 
-    let after: Vec<Value> = sqlx::query_scalar(
-        "SELECT to_jsonb(x) FROM (SELECT name, status, updated_at::text FROM campaigns WHERE tenant_id = $1) x
-         UNION ALL SELECT to_jsonb(x) FROM (SELECT status, final_reason, notes FROM leads WHERE tenant_id = $1) x
-         UNION ALL SELECT to_jsonb(x) FROM (SELECT name, status FROM agents WHERE tenant_id = $1) x
-         UNION ALL SELECT to_jsonb(x) FROM (SELECT name FROM agent_groups WHERE tenant_id = $1) x
-         UNION ALL SELECT to_jsonb(x) FROM (SELECT count(*) FROM agent_group_members WHERE tenant_id = $1) x
-         UNION ALL SELECT to_jsonb(x) FROM (SELECT revoked_at FROM api_keys WHERE tenant_id = $1) x
-         UNION ALL SELECT to_jsonb(x) FROM (SELECT agent_disposition FROM calls WHERE tenant_id = $1) x
-         UNION ALL SELECT to_jsonb(x) FROM (SELECT phone_e164 FROM dnc_numbers WHERE tenant_id = $1) x",
-    )
-    .bind(a.id)
-    .fetch_all(&app.db)
-    .await
-    .unwrap();
+    let after = snapshot(&app, &a).await;
     assert_eq!(before, after, "tenant B changed tenant A's data");
 }
 
