@@ -27,11 +27,13 @@
 //! - [`api`]: the REST API under `/api/v1`: API-key auth, one error shape, imports, DNC, campaigns, agents, calls, reports.
 //! - [`crm`]: outbound event webhooks for tenants' CRMs: the outbox, the signed delivery worker with backoff.
 //! - [`report`]: campaign and agent reports, the calls export (CSV made safe for spreadsheets, JSON).
+//! - [`batch`]: group commit: callers submit one item each, a collector runs them in batches.
 //! - [`bench`]: `dialer bench …`: generated workloads that print figures.
 
 pub mod agent;
 pub mod api;
 pub mod auth;
+pub mod batch;
 pub mod bench;
 pub mod call;
 pub mod campaign;

@@ -26,6 +26,8 @@ pub struct AppState {
     pub db: PgPool,
     /// Carrier callbacks only (see `db::connect_webhooks`).
     pub webhook_db: PgPool,
+    /// Status callbacks' group commit on `webhook_db`.
+    pub status_writer: crate::webhooks::StatusWriter,
     pub redis: Redis,
     /// The dialing engine's shared parts (clock, carrier client, circuit breaker).
     pub engine: crate::engine::Shared,
@@ -81,6 +83,7 @@ impl Application {
                 api_limiter: Arc::new(crate::api::key_limiter(&settings.http)),
                 settings: Arc::new(settings),
                 db,
+                status_writer: crate::webhooks::status_writer(webhook_db.clone()),
                 webhook_db,
                 redis,
                 tasks: TaskTracker::new(),

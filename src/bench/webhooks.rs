@@ -53,6 +53,7 @@ pub async fn seed_calls(
 
 /// One prepared callback: path, form body, signature.
 struct Prepared {
+    status: &'static str,
     path: String,
     body: String,
     signature: String,
@@ -90,12 +91,13 @@ pub async fn run(
         let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency.max(64)).build()?;
         let base = format!("http://127.0.0.1:{port}");
         fire(&client, &base, &warm, concurrency, rate).await?;
-        let (mut latencies, elapsed) = fire(&client, &base, &measured, concurrency, rate).await?;
+        let (timed, elapsed) = fire(&client, &base, &measured, concurrency, rate).await?;
+        let mut latencies: Vec<Duration> = timed.iter().map(|t| t.latency).collect();
         latencies.sort();
-        let pct = |q: f64| {
-            latencies[((latencies.len() as f64 * q).ceil() as usize)
+        let pct = |l: &[Duration], q: f64| {
+            l[((l.len() as f64 * q).ceil() as usize)
                 .saturating_sub(1)
-                .min(latencies.len() - 1)]
+                .min(l.len() - 1)]
         };
         let (events, completed): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM calls WHERE state = 'completed')",
@@ -118,11 +120,37 @@ pub async fn run(
         );
         println!(
             "  latency      p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
-            ms(pct(0.50)),
-            ms(pct(0.90)),
-            ms(pct(0.99)),
-            ms(pct(1.0))
+            ms(pct(&latencies, 0.50)),
+            ms(pct(&latencies, 0.90)),
+            ms(pct(&latencies, 0.99)),
+            ms(pct(&latencies, 1.0))
         );
+        if rate > 0 {
+            let mut late: Vec<Duration> = timed.iter().map(|t| t.late).collect();
+            late.sort();
+            println!(
+                "  generator    sent p50 {:.2} ms / p99 {:.2} ms after each request's moment (timer resolution; not in the latency)",
+                ms(pct(&late, 0.50)),
+                ms(pct(&late, 0.99))
+            );
+        }
+        for status in STATUSES {
+            let mut l: Vec<Duration> = timed
+                .iter()
+                .filter(|t| t.status == status)
+                .map(|t| t.latency)
+                .collect();
+            if l.is_empty() {
+                continue;
+            }
+            l.sort();
+            println!(
+                "    {status:<12} p50 {:.2} ms   p99 {:.2} ms   ({} callbacks)",
+                ms(pct(&l, 0.50)),
+                ms(pct(&l, 0.99)),
+                l.len()
+            );
+        }
         println!(
             "  stored       {events} call events ({} sent); {completed} of {} measured calls completed",
             warm.len() + measured.len(),
@@ -137,11 +165,14 @@ pub async fn run(
     result
 }
 
+/// A call's status callbacks in order; the bench sends every call's first, then every
+/// call's second, and so on.
+const STATUSES: [&str; 4] = ["initiated", "ringing", "in-progress", "completed"];
+
 /// Signed status callbacks for `ids`: initiated, ringing, in-progress, completed.
 fn prepare(ids: &[CallId], callbacks: u64, public_url: &str, token: &str) -> Vec<Prepared> {
-    let statuses = ["initiated", "ringing", "in-progress", "completed"];
     let mut prepared = Vec::with_capacity(callbacks as usize);
-    'outer: for (seq, status) in statuses.iter().enumerate() {
+    'outer: for (seq, &status) in STATUSES.iter().enumerate() {
         for id in ids {
             if prepared.len() as u64 >= callbacks {
                 break 'outer;
@@ -162,7 +193,7 @@ fn prepare(ids: &[CallId], callbacks: u64, public_url: &str, token: &str) -> Vec
                 ("SequenceNumber", seq.to_string()),
                 ("Timestamp", chrono::Utc::now().to_rfc2822()),
             ];
-            if *status == "completed" {
+            if status == "completed" {
                 params.push(("CallDuration", "42".into()));
                 params.push(("SipResponseCode", "200".into()));
             }
@@ -172,6 +203,7 @@ fn prepare(ids: &[CallId], callbacks: u64, public_url: &str, token: &str) -> Vec
                 .extend_pairs(params.iter())
                 .finish();
             prepared.push(Prepared {
+                status,
                 path,
                 body,
                 signature,
@@ -181,27 +213,40 @@ fn prepare(ids: &[CallId], callbacks: u64, public_url: &str, token: &str) -> Vec
     prepared
 }
 
-/// Sends `prepared`; returns each request's latency and the wall time of the whole run.
+/// One answered callback.
+struct Timed {
+    status: &'static str,
+    /// From the send to the answer.
+    latency: Duration,
+    /// How long after its moment (open loop) the generator sent it.
+    late: Duration,
+}
+
+/// Sends `prepared`; returns each request's status and latency and the wall time of the whole run.
 async fn fire(
     client: &reqwest::Client,
     base: &str,
     prepared: &[Prepared],
     concurrency: usize,
     rate: u32,
-) -> anyhow::Result<(Vec<Duration>, Duration)> {
+) -> anyhow::Result<(Vec<Timed>, Duration)> {
     let started = Instant::now();
     let in_flight = if rate > 0 { 4096 } else { concurrency };
     let latencies = futures::stream::iter(prepared.iter().enumerate())
         .map(|(i, p)| {
             let url = format!("{base}{}", p.path);
             async move {
-                let t = if rate > 0 {
+                // Open loop: each request has its moment; the timer wakes up to ~1 ms after
+                // it (tokio's resolution), which is the generator's delay, not the server's:
+                // latency counts from the send, and the delay is reported apart.
+                let late = if rate > 0 {
                     let at = started + Duration::from_secs_f64(i as f64 / f64::from(rate));
                     tokio::time::sleep_until(at.into()).await;
-                    at
+                    at.elapsed()
                 } else {
-                    Instant::now()
+                    Duration::ZERO
                 };
+                let t = Instant::now();
                 let r = client
                     .post(&url)
                     .header("X-Twilio-Signature", &p.signature)
@@ -210,7 +255,11 @@ async fn fire(
                     .send()
                     .await;
                 match r {
-                    Ok(r) if r.status().as_u16() == 204 => Ok(t.elapsed()),
+                    Ok(r) if r.status().as_u16() == 204 => Ok(Timed {
+                        status: p.status,
+                        latency: t.elapsed(),
+                        late,
+                    }),
                     Ok(r) => Err(anyhow::anyhow!("callback answered {}", r.status())),
                     Err(e) => Err(anyhow::anyhow!(e)),
                 }

@@ -65,63 +65,171 @@ pub async fn record_status(
     update: &StatusUpdate,
     payload: &Value,
 ) -> Result<Applied, sqlx::Error> {
+    let mut applied = record_statuses(pool, &[(id, update, payload)]).await?;
+    Ok(applied.pop().unwrap_or(Applied::UnknownCall))
+}
+
+/// [`record_status`] for many callbacks at once (the webhook path's group commit): one
+/// statement for each round of distinct calls, so one round trip and one commit serve the
+/// whole batch. Callbacks of one call go in separate rounds, in the order given. The
+/// outcome of each callback, in the order given.
+pub async fn record_statuses(
+    pool: &PgPool,
+    items: &[(CallId, &StatusUpdate, &Value)],
+) -> Result<Vec<Applied>, sqlx::Error> {
+    let mut outcomes = vec![Applied::UnknownCall; items.len()];
+    let mut left: Vec<usize> = (0..items.len()).collect();
+    while !left.is_empty() {
+        // This round: the first callback of each call still waiting, in call order (rows are
+        // locked in id order, so two batches running at once do not deadlock).
+        let mut seen = std::collections::HashSet::new();
+        let (mut round, rest): (Vec<usize>, Vec<usize>) =
+            left.iter().partition(|&&i| seen.insert(items[i].0));
+        round.sort_by_key(|&i| items[i].0.0);
+        let mut tries = 0;
+        let applied = loop {
+            match record_status_round(pool, items, &round).await {
+                // Locks are taken in id order, but Postgres may still pick another order
+                // for the update: the loser of a deadlock is rolled back whole, so re-run it.
+                Err(e) if tries < 3 && is_deadlock(&e) => tries += 1,
+                result => break result?,
+            }
+        };
+        for (i, a) in round.into_iter().zip(applied) {
+            outcomes[i] = a;
+        }
+        left = rest;
+    }
+    Ok(outcomes)
+}
+
+fn is_deadlock(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "40P01")
+}
+
+/// One statement for callbacks of distinct calls (`round` indexes `items`).
+async fn record_status_round(
+    pool: &PgPool,
+    items: &[(CallId, &StatusUpdate, &Value)],
+    round: &[usize],
+) -> Result<Vec<Applied>, sqlx::Error> {
     use crate::telephony::{AnsweredBy, CallStatus};
-    let status = &update.status;
-    let known = !matches!(status, CallStatus::Unknown(_));
-    let (found, inserted, newer): (bool, bool, Option<bool>) = sqlx::query_as(
-        "WITH ev AS (
+    let n = round.len();
+    let (mut ids, mut sids, mut keys, mut seqs, mut payloads) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut statuses, mut ranks, mut finals, mut ats, mut answered) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut durations, mut errors, mut disps, mut machine_disps, mut known) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for &i in round {
+        let (id, u, payload) = items[i];
+        let status = &u.status;
+        ids.push(id.0);
+        sids.push(u.sid.as_ref().map(|s| s.as_str().to_string()));
+        keys.push(u.event_key());
+        seqs.push(u.sequence);
+        payloads.push(payload.clone());
+        statuses.push(status.as_str().to_string());
+        ranks.push(i32::from(status.rank()));
+        finals.push(status.is_final());
+        ats.push(u.at);
+        answered.push(u.answered_by.as_ref().map(|a| a.as_str().to_string()));
+        durations.push(u.duration_secs);
+        errors.push(u.error_code);
+        disps.push(super::disposition_for(status, None));
+        machine_disps.push(super::disposition_for(
+            status,
+            Some(&AnsweredBy::MachineEndBeep),
+        ));
+        known.push(!matches!(status, CallStatus::Unknown(_)));
+    }
+    // The repeated condition: the callback may move the call (a known status, the call not
+    // final, not behind its state or its sequence). It reads `c` itself, not a second scan
+    // of calls, so a racing callback's update is seen when Postgres re-checks the row.
+    let rows: Vec<(bool, bool, Option<bool>)> = sqlx::query_as(
+        "WITH i AS (
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::jsonb[],
+                                  $6::text[], $7::int[], $8::bool[], $9::timestamptz[], $10::text[],
+                                  $11::int[], $12::int[], $13::text[], $14::text[], $15::bool[])
+                      WITH ORDINALITY AS i(id, sid, key, seq, payload, status, rank, is_final, at,
+                                           answered_by, duration, error_code, disp, machine_disp, known, n)),
+         ev AS (
              INSERT INTO call_events (tenant_id, call_id, call_sid, kind, event_key, sequence, payload)
-             SELECT tenant_id, id, $2, 'status', $3, $4, $5 FROM calls WHERE id = $1
+             SELECT c.tenant_id, c.id, i.sid, 'status', i.key, i.seq, i.payload
+               FROM i JOIN calls c ON c.id = i.id ORDER BY c.id
              ON CONFLICT (call_id, kind, event_key) DO NOTHING
              RETURNING call_id),
          upd AS (
              UPDATE calls c SET
-                 state = CASE WHEN ($15 AND NOT c.is_final AND $7 >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR $4::int IS NULL OR $4 > c.last_sequence)) THEN $6 ELSE c.state END,
-                 last_sequence = CASE WHEN ($15 AND NOT c.is_final AND $7 >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR $4::int IS NULL OR $4 > c.last_sequence)) THEN COALESCE($4, c.last_sequence) ELSE c.last_sequence END,
-                 call_sid = COALESCE(c.call_sid, $2),
-                 answered_at = CASE WHEN $6 = 'in-progress' THEN COALESCE(c.answered_at, $9) ELSE c.answered_at END,
-                 answered_by = COALESCE(c.answered_by, $10),
-                 ended_at = CASE WHEN $8 THEN COALESCE(c.ended_at, $9) ELSE c.ended_at END,
-                 duration_secs = CASE WHEN $8 THEN COALESCE(c.duration_secs, $11) ELSE c.duration_secs END,
-                 error_code = CASE WHEN $8 THEN COALESCE(c.error_code, $12) ELSE c.error_code END,
+                 state = CASE WHEN (i.known AND NOT c.is_final AND i.rank >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR i.seq IS NULL OR i.seq > c.last_sequence)) THEN i.status ELSE c.state END,
+                 last_sequence = CASE WHEN (i.known AND NOT c.is_final AND i.rank >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR i.seq IS NULL OR i.seq > c.last_sequence)) THEN COALESCE(i.seq, c.last_sequence) ELSE c.last_sequence END,
+                 call_sid = COALESCE(c.call_sid, i.sid),
+                 answered_at = CASE WHEN i.status = 'in-progress' THEN COALESCE(c.answered_at, i.at) ELSE c.answered_at END,
+                 answered_by = COALESCE(c.answered_by, i.answered_by),
+                 ended_at = CASE WHEN i.is_final THEN COALESCE(c.ended_at, i.at) ELSE c.ended_at END,
+                 duration_secs = CASE WHEN i.is_final THEN COALESCE(c.duration_secs, i.duration) ELSE c.duration_secs END,
+                 error_code = CASE WHEN i.is_final THEN COALESCE(c.error_code, i.error_code) ELSE c.error_code END,
                  disposition = CASE
-                     WHEN ($15 AND NOT c.is_final AND $7 >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR $4::int IS NULL OR $4 > c.last_sequence)) AND $8 AND c.disposition IS NULL THEN
-                         CASE WHEN COALESCE(c.answered_by, $10) IN
+                     WHEN (i.known AND NOT c.is_final AND i.rank >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR i.seq IS NULL OR i.seq > c.last_sequence)) AND i.is_final AND c.disposition IS NULL THEN
+                         CASE WHEN COALESCE(c.answered_by, i.answered_by) IN
                                    ('machine_start', 'machine_end_beep', 'machine_end_silence', 'machine_end_other')
-                              THEN $14 ELSE $13 END
+                              THEN i.machine_disp ELSE i.disp END
                      ELSE c.disposition END,
-                 final_deadline = CASE WHEN ($15 AND NOT c.is_final AND $7 >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR $4::int IS NULL OR $4 > c.last_sequence)) AND $8 THEN NULL ELSE c.final_deadline END,
-                 hold_deadline = CASE WHEN ($15 AND NOT c.is_final AND $7 >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR $4::int IS NULL OR $4 > c.last_sequence)) AND $8 THEN NULL ELSE c.hold_deadline END
-             FROM ev
+                 final_deadline = CASE WHEN (i.known AND NOT c.is_final AND i.rank >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR i.seq IS NULL OR i.seq > c.last_sequence)) AND i.is_final THEN NULL ELSE c.final_deadline END,
+                 hold_deadline = CASE WHEN (i.known AND NOT c.is_final AND i.rank >= CASE c.state WHEN 'dialing' THEN 0 WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4 ELSE 5 END AND (c.last_sequence IS NULL OR i.seq IS NULL OR i.seq > c.last_sequence)) AND i.is_final THEN NULL ELSE c.hold_deadline END
+             FROM ev JOIN i ON i.id = ev.call_id
              WHERE c.id = ev.call_id
              -- The new row: the callback was applied if the call now shows its status and
              -- sequence (RETURNING sees only the new values on Postgres < 18).
-             RETURNING c.state = $6 AND c.last_sequence IS NOT DISTINCT FROM COALESCE($4, c.last_sequence) AS newer)
-         SELECT EXISTS (SELECT 1 FROM calls WHERE id = $1), EXISTS (SELECT 1 FROM ev), (SELECT newer FROM upd)",
+             RETURNING c.id, c.state = i.status AND c.last_sequence IS NOT DISTINCT FROM COALESCE(i.seq, c.last_sequence) AS newer)
+         SELECT EXISTS (SELECT 1 FROM calls k WHERE k.id = i.id),
+                EXISTS (SELECT 1 FROM ev WHERE ev.call_id = i.id),
+                (SELECT newer FROM upd WHERE upd.id = i.id)
+           FROM i ORDER BY i.n",
     )
-    .bind(id)
-    .bind(update.sid.as_ref().map(|s| s.as_str()))
-    .bind(update.event_key())
-    .bind(update.sequence)
-    .bind(payload)
-    .bind(status.as_str())
-    .bind(i32::from(status.rank()))
-    .bind(status.is_final())
-    .bind(update.at)
-    .bind(update.answered_by.as_ref().map(|a| a.as_str()))
-    .bind(update.duration_secs)
-    .bind(update.error_code)
-    .bind(super::disposition_for(status, None))
-    .bind(super::disposition_for(status, Some(&AnsweredBy::MachineEndBeep)))
-    .bind(known)
-    .fetch_one(pool)
+    .bind(&ids)
+    .bind(&sids)
+    .bind(&keys)
+    .bind(&seqs)
+    .bind(&payloads)
+    .bind(&statuses)
+    .bind(&ranks)
+    .bind(&finals)
+    .bind(&ats)
+    .bind(&answered)
+    .bind(&durations)
+    .bind(&errors)
+    .bind(&disps)
+    .bind(&machine_disps)
+    .bind(&known)
+    .fetch_all(pool)
     .await?;
-    Ok(match (found, inserted, newer) {
-        (false, _, _) => Applied::UnknownCall,
-        (true, false, _) => Applied::Duplicate,
-        (true, true, Some(true)) => Applied::Applied,
-        (true, true, _) => Applied::Stale,
-    })
+    Ok(rows
+        .into_iter()
+        .map(|(found, inserted, newer)| match (found, inserted, newer) {
+            (false, _, _) => Applied::UnknownCall,
+            (true, false, _) => Applied::Duplicate,
+            (true, true, Some(true)) => Applied::Applied,
+            (true, true, _) => Applied::Stale,
+        })
+        .collect())
 }
 
 /// A call's progress as stored (for checking [`record_status`] against [`CallProgress::apply`]).

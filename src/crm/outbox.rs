@@ -12,17 +12,17 @@ use sqlx::{Acquire, PgConnection};
 
 use crate::call::CallId;
 
-/// The attempt's lead moved on (`engine::repo::finish`): `call.finished`, and `lead.final`
-/// when `lead_final` gives the lead's final reason.
-const CALL_FINISHED: &str = "
+/// The attempts' leads moved on (`engine::repo::finish`): `call.finished` for each call of
+/// `$1`, and `lead.final` when `$2` gives the lead's final reason.
+const CALLS_FINISHED: &str = "
 WITH k AS (
-    SELECT k.*, l.first_name, l.last_name, l.custom, l.attempts AS lead_attempts,
+    SELECT k.*, f.final_reason, l.first_name, l.last_name, l.custom, l.attempts AS lead_attempts,
            a.name AS agent_name, w.events AS wanted
       FROM calls k
       JOIN leads l ON l.id = k.lead_id
       JOIN crm_webhooks w ON w.tenant_id = k.tenant_id AND w.enabled
+      JOIN unnest($1::bigint[], $2::text[]) AS f(call_id, final_reason) ON f.call_id = k.id
       LEFT JOIN agents a ON a.id = k.agent_id
-     WHERE k.id = $1
 )
 INSERT INTO crm_deliveries (tenant_id, event, event_id, payload, next_attempt_at)
 SELECT tenant_id, e.event, e.event_id,
@@ -41,9 +41,9 @@ SELECT tenant_id, e.event, e.event_id,
     ('lead.final', k.lead_id::text || '.' || k.lead_attempts::text, jsonb_build_object(
         'lead_id', k.lead_id, 'campaign_id', k.campaign_id, 'phone', k.to_number,
         'first_name', k.first_name, 'last_name', k.last_name, 'custom', k.custom,
-        'final_reason', $2::text, 'attempts', k.lead_attempts, 'last_call_id', k.id))
+        'final_reason', k.final_reason, 'attempts', k.lead_attempts, 'last_call_id', k.id))
   ) AS e(event, event_id, data)
- WHERE e.event = ANY(k.wanted) AND (e.event <> 'lead.final' OR $2::text IS NOT NULL)
+ WHERE e.event = ANY(k.wanted) AND (e.event <> 'lead.final' OR k.final_reason IS NOT NULL)
 ON CONFLICT (tenant_id, event, event_id) DO NOTHING";
 
 /// The agent's wrap-up (`engine::wrapup`), after the call row has it.
@@ -65,11 +65,16 @@ SELECT k.tenant_id, 'disposition.set', k.id::text,
  WHERE k.id = $1 AND k.agent_disposition IS NOT NULL
 ON CONFLICT (tenant_id, event, event_id) DO NOTHING";
 
-/// `call.finished` for attempt `call` (and `lead.final` with the lead's reason when it is
-/// done). Never fails: see the module's note.
-pub async fn call_finished(conn: &mut PgConnection, call: CallId, lead_final: Option<&str>) {
-    let query = sqlx::query(CALL_FINISHED).bind(call).bind(lead_final);
-    write(conn, query, "call.finished", call).await;
+/// `call.finished` for each of `calls` (and `lead.final` with the lead's reason where
+/// `lead_finals` gives one: the lead is done). Never fails: see the module's note.
+pub async fn calls_finished(
+    conn: &mut PgConnection,
+    calls: &[i64],
+    lead_finals: &[Option<String>],
+) {
+    let Some(&first) = calls.first() else { return };
+    let query = sqlx::query(CALLS_FINISHED).bind(calls).bind(lead_finals);
+    write(conn, query, "call.finished", CallId(first)).await;
 }
 
 /// `disposition.set` for `call`, whose wrap-up was just written.

@@ -54,6 +54,8 @@ pub struct Shared {
     /// None when the carrier is not configured (no account or token).
     pub carrier: Option<TwilioClient>,
     plans: Arc<RwLock<PlanMap>>,
+    /// Finishes attempts in batches ([`on_final`]); started on first use.
+    finisher: Arc<std::sync::OnceLock<crate::batch::Batcher<CallId, ()>>>,
 }
 
 /// The active campaigns' plans, replaced whole on each refresh.
@@ -75,6 +77,7 @@ impl Shared {
             )),
             carrier,
             plans: Arc::default(),
+            finisher: Arc::default(),
         }
     }
 
@@ -692,8 +695,9 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
     )
     .fetch_all(&state.db)
     .await?;
-    for id in orphans {
-        on_final(state, CallId(id)).await;
+    if !orphans.is_empty() {
+        let ids: Vec<CallId> = orphans.into_iter().map(CallId).collect();
+        finish_batch(state, &ids).await;
     }
     lifecycle::complete_finished(&state.db).await?;
     Ok(())
@@ -828,44 +832,84 @@ async fn find_lost_call(
 }
 
 /// An attempt reached a final state: its lead moves on (retry or final) and the pacer is
-/// woken to use the free slot. Safe to call any number of times.
+/// woken to use the free slot. Safe to call any number of times. Calls arriving together
+/// are finished together, in one transaction (see [`finish_batch`]).
 pub async fn on_final(state: &AppState, id: CallId) {
     state.engine.wake.notify_one();
-    let row: Option<(CampaignId, bool)> = match sqlx::query_as(
-        "SELECT campaign_id, agent_id IS NOT NULL AND bridged_at IS NULL FROM calls WHERE id = $1",
+    let finisher = state.engine.finisher.get_or_init(|| {
+        let state = state.clone();
+        crate::batch::Batcher::spawn(FINISH_BATCH, 2, move |ids: Vec<CallId>| {
+            let state = state.clone();
+            async move {
+                finish_batch(&state, &ids).await;
+                vec![(); ids.len()]
+            }
+        })
+    });
+    if finisher.submit(id).await.is_none() {
+        finish_batch(state, &[id]).await;
+    }
+}
+
+/// Most attempts finished by one transaction.
+const FINISH_BATCH: usize = 64;
+
+/// Moves on the leads of the final attempts `ids`: offers still ringing for them are
+/// cancelled, then one transaction retries or finishes every lead. A failure is logged;
+/// the sweeper finds the leads again.
+///
+/// It runs on the webhook pool, like the callbacks that end calls: generic plans, and a
+/// commit that does not wait for the WAL flush. If the database server crashes, a lead
+/// moved on in its last moments is back to `dialing` with a final attempt, which the
+/// sweeper finishes again (the same decision: it is computed from the stored rows).
+pub async fn finish_batch(state: &AppState, ids: &[CallId]) {
+    let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let rows: Vec<(i64, CampaignId, bool)> = match sqlx::query_as(
+        "SELECT id, campaign_id, agent_id IS NOT NULL AND bridged_at IS NULL FROM calls WHERE id = ANY($1)",
     )
-    .bind(id)
-    .fetch_optional(&state.db)
+    .bind(&raw)
+    .fetch_all(&state.webhook_db)
     .await
     {
-        Ok(c) => c,
+        Ok(rows) => rows,
         Err(e) => {
-            tracing::warn!(call = %id, error = %e, "finishing an attempt failed; the sweeper retries");
+            tracing::warn!(calls = ids.len(), error = %e, "finishing attempts failed; the sweeper retries");
             return;
         }
     };
-    let Some((campaign, offered)) = row else {
-        return;
-    };
-    if offered {
-        // The person hung up while an agent's phone rang for them.
-        transfer::cancel_offers(state, id).await;
+    let mut plans = HashMap::new();
+    for (id, campaign, offered) in rows {
+        if offered {
+            // The person hung up while an agent's phone rang for them.
+            transfer::cancel_offers(state, CallId(id)).await;
+        }
+        if plans.contains_key(&campaign) {
+            continue;
+        }
+        match state.engine.plan(&state.db, campaign).await {
+            Ok(Some(p)) => {
+                plans.insert(campaign, p);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(call = id, error = %e, "finishing an attempt failed; the sweeper retries")
+            }
+        }
     }
-    let plan = match state.engine.plan(&state.db, campaign).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::warn!(call = %id, error = %e, "finishing an attempt failed; the sweeper retries");
-            return;
+    if plans.is_empty() {
+        return;
+    }
+    match repo::finish(&state.webhook_db, &plans, ids, state.engine.clock.now()).await {
+        Ok(outcomes) => {
+            for outcome in outcomes {
+                if let Some(LeadNext::Done(reason)) = outcome {
+                    metrics::counter!("dialer_leads_finished_total", "reason" => reason)
+                        .increment(1);
+                }
+            }
         }
-    };
-    match repo::finish(&state.db, &plan, id, state.engine.clock.now()).await {
-        Ok(Some(LeadNext::Done(reason))) => {
-            metrics::counter!("dialer_leads_finished_total", "reason" => reason).increment(1);
-        }
-        Ok(_) => {}
         Err(e) => {
-            tracing::warn!(call = %id, error = %e, "finishing an attempt failed; the sweeper retries")
+            tracing::warn!(calls = ids.len(), error = %e, "finishing attempts failed; the sweeper retries")
         }
     }
 }

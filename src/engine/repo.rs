@@ -319,83 +319,131 @@ pub fn next_for(
     }
 }
 
-/// Moves the lead of a finished attempt on (retry at the next moment both windows are
-/// open, or final). Idempotent: does nothing unless the attempt is final and is the
-/// lead's current one, and the lead is still `dialing`.
+/// Moves the leads of finished attempts on (retry at the next moment both windows are
+/// open, or final), in one transaction for the whole batch. Idempotent: an attempt is
+/// skipped unless it is final and is its lead's current one, and the lead is still
+/// `dialing`. `plans` holds the plan of every campaign concerned (an attempt whose campaign
+/// has none is skipped). Returns, in the order of `ids`, what became of each lead.
 pub async fn finish(
     db: &PgPool,
-    plan: &Plan,
-    id: CallId,
+    plans: &std::collections::HashMap<CampaignId, std::sync::Arc<Plan>>,
+    ids: &[CallId],
     now: DateTime<Utc>,
-) -> Result<Option<LeadNext>, sqlx::Error> {
+) -> Result<Vec<Option<LeadNext>>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        call_id: i64,
+        campaign_id: CampaignId,
+        disposition: Option<String>,
+        abandoned: bool,
+        lead_id: i64,
+        phone_e164: String,
+        time_zones: Vec<String>,
+        region: Option<String>,
+        attempts: i32,
+    }
+    let mut outcomes: Vec<Option<LeadNext>> = vec![None; ids.len()];
+    if ids.is_empty() {
+        return Ok(outcomes);
+    }
+    let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
     let mut tx = db.begin().await?;
-    let row = sqlx::query(
-        "SELECT k.is_final, k.disposition, k.attempt, l.id AS lead_id, l.status, l.attempts,
-                l.phone_e164, l.time_zones, l.region
+    // Leads locked in id order, so two batches running at once do not deadlock.
+    // `abandoned`: a person answered and hung up (or was hung up on) without reaching an
+    // agent.
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT k.id AS call_id, k.campaign_id, k.disposition,
+                k.disposition = 'answered' AND k.bridged_at IS NULL
+                    AND COALESCE(k.answered_by, '') NOT LIKE 'machine%' AS abandoned,
+                l.id AS lead_id, l.phone_e164, l.time_zones, l.region, l.attempts
            FROM calls k JOIN leads l ON l.id = k.lead_id
-          WHERE k.id = $1 FOR UPDATE OF l",
+          WHERE k.id = ANY($1) AND k.is_final AND l.status = 'dialing' AND l.attempts = k.attempt
+          ORDER BY l.id FOR UPDATE OF l",
     )
-    .bind(id)
-    .fetch_optional(&mut *tx)
+    .bind(&raw)
+    .fetch_all(&mut *tx)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let is_final: bool = row.get("is_final");
-    let status: String = row.get("status");
-    let attempts: i32 = row.get("attempts");
-    if !is_final || status != "dialing" || attempts != row.get::<i32, _>("attempt") {
-        return Ok(None);
-    }
-    let e164: String = row.get("phone_e164");
-    let zones: Vec<String> = row.get("time_zones");
-    let region: Option<String> = row.get("region");
-    let place = LeadPlace::new(&zones, region.as_deref(), &e164, plan.schedule.campaign.tz);
-    let mut disposition: Option<String> = row.get("disposition");
-    if disposition.as_deref() == Some("answered") {
-        // A person answered and hung up (or was hung up on) without ever reaching an agent.
-        let abandoned = sqlx::query(
+    let answered: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.abandoned)
+        .map(|r| r.call_id)
+        .collect();
+    // Checked again on the call row itself: a bridge or a machine verdict may have landed
+    // since the read (the lead's lock does not cover the call).
+    let abandoned: Vec<i64> = if answered.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_scalar(
             "UPDATE calls SET disposition = 'abandoned'
-              WHERE id = $1 AND disposition = 'answered' AND bridged_at IS NULL
-                AND COALESCE(answered_by, '') NOT LIKE 'machine%'",
+              WHERE id = ANY($1) AND disposition = 'answered' AND bridged_at IS NULL
+                AND COALESCE(answered_by, '') NOT LIKE 'machine%'
+             RETURNING id",
         )
-        .bind(id)
-        .execute(&mut *tx)
+        .bind(&answered)
+        .fetch_all(&mut *tx)
         .await?
-        .rows_affected();
-        if abandoned > 0 {
-            disposition = Some("abandoned".into());
+    };
+    let (mut leads, mut done, mut retry_at, mut reasons) = (vec![], vec![], vec![], vec![]);
+    let (mut finished_calls, mut lead_finals) = (vec![], vec![]);
+    let mut outcome_counts: Vec<String> = vec![];
+    for row in rows {
+        let Some(plan) = plans.get(&row.campaign_id) else {
+            continue;
+        };
+        let disposition = if abandoned.contains(&row.call_id) {
+            Some("abandoned".to_string())
+        } else {
+            row.disposition
+        };
+        let place = LeadPlace::new(
+            &row.time_zones,
+            row.region.as_deref(),
+            &row.phone_e164,
+            plan.schedule.campaign.tz,
+        );
+        let next = next_for(plan, &place, disposition.as_deref(), row.attempts, now);
+        leads.push(row.lead_id);
+        finished_calls.push(row.call_id);
+        match &next {
+            LeadNext::Retry(at) => {
+                done.push(false);
+                retry_at.push(Some(*at));
+                reasons.push(None);
+                lead_finals.push(None);
+            }
+            LeadNext::Done(reason) => {
+                done.push(true);
+                retry_at.push(None);
+                reasons.push(Some(reason.clone()));
+                lead_finals.push(Some(reason.clone()));
+            }
+        }
+        outcome_counts.push(disposition.unwrap_or_else(|| "none".into()));
+        if let Some(i) = ids.iter().position(|id| id.0 == row.call_id) {
+            outcomes[i] = Some(next);
         }
     }
-    let next = next_for(plan, &place, disposition.as_deref(), attempts, now);
-    let lead_id: i64 = row.get("lead_id");
-    match &next {
-        LeadNext::Retry(at) => {
-            sqlx::query(
-                "UPDATE leads SET status = 'ready', next_attempt_at = $2, updated_at = now() WHERE id = $1",
-            )
-            .bind(lead_id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?
-        }
-        LeadNext::Done(reason) => {
-            sqlx::query(
-                "UPDATE leads SET status = 'done', final_reason = $2, updated_at = now() WHERE id = $1",
-            )
-            .bind(lead_id)
-            .bind(reason)
-            .execute(&mut *tx)
-            .await?
-        }
-    };
-    let lead_final = match &next {
-        LeadNext::Done(reason) => Some(reason.as_str()),
-        LeadNext::Retry(_) => None,
-    };
-    crate::crm::outbox::call_finished(&mut tx, id, lead_final).await;
+    if !leads.is_empty() {
+        sqlx::query(
+            "UPDATE leads l SET status = CASE WHEN u.done THEN 'done' ELSE 'ready' END,
+                    next_attempt_at = COALESCE(u.at, l.next_attempt_at),
+                    final_reason = u.reason, updated_at = now()
+               FROM unnest($1::bigint[], $2::bool[], $3::timestamptz[], $4::text[]) AS u(id, done, at, reason)
+              WHERE l.id = u.id",
+        )
+        .bind(&leads)
+        .bind(&done)
+        .bind(&retry_at)
+        .bind(&reasons)
+        .execute(&mut *tx)
+        .await?;
+        crate::crm::outbox::calls_finished(&mut tx, &finished_calls, &lead_finals).await;
+    }
     tx.commit().await?;
-    let outcome = disposition.unwrap_or_else(|| "none".into());
-    metrics::counter!("dialer_call_outcomes_total", "disposition" => outcome).increment(1);
-    Ok(Some(next))
+    for outcome in outcome_counts {
+        metrics::counter!("dialer_call_outcomes_total", "disposition" => outcome).increment(1);
+    }
+    Ok(outcomes)
 }
 
 /// A due lead as the hopper filler sees it.

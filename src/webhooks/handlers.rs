@@ -1,6 +1,7 @@
 //! One handler per callback. Each stores the callback as a call event first; a repeat is
 //! answered like the original and changes nothing.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Extension;
@@ -25,10 +26,10 @@ fn timestamp(p: &TwilioParams) -> DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
-fn observe(
+fn observe<E: std::fmt::Display>(
     kind: &'static str,
     started: Instant,
-    outcome: Result<Applied, sqlx::Error>,
+    outcome: Result<Applied, E>,
 ) -> Response {
     let (status, label) = match &outcome {
         Ok(Applied::UnknownCall) => (StatusCode::NOT_FOUND, "unknown_call"),
@@ -76,10 +77,20 @@ pub async fn status(
         error_code: p.get_i32("ErrorCode"),
         answered_by: p.get("AnsweredBy").map(AnsweredBy::parse),
     };
-    let outcome =
-        call::repo::record_status(&state.webhook_db, CallId(id), &update, &p.to_json()).await;
-    if matches!(outcome, Ok(Applied::Applied)) && update.status.is_final() {
-        crate::engine::on_final(&state, CallId(id)).await;
+    let is_final = update.status.is_final();
+    let outcome = match state
+        .status_writer
+        .submit((CallId(id), update, p.to_json()))
+        .await
+    {
+        Some(outcome) => outcome,
+        None => Err(Arc::new(sqlx::Error::PoolClosed)),
+    };
+    if matches!(outcome, Ok(Applied::Applied)) && is_final {
+        // The call's final state is stored: the callback is answered now, and its lead moves
+        // on beside it (if this instance dies first, the sweeper moves it on).
+        let state = state.clone();
+        tokio::spawn(async move { crate::engine::on_final(&state, CallId(id)).await });
     }
     observe("status", started, outcome)
 }
@@ -268,7 +279,9 @@ pub async fn voice(
     )
     .await
     {
-        Ok(Applied::UnknownCall) => return observe("voice", started, Ok(Applied::UnknownCall)),
+        Ok(Applied::UnknownCall) => {
+            return observe("voice", started, Ok::<_, sqlx::Error>(Applied::UnknownCall));
+        }
         Err(e) => return observe("voice", started, Err(e)),
         Ok(Applied::Applied) => {
             // The TwiML goes back at once; the hold and the agent search run beside it.
@@ -279,7 +292,7 @@ pub async fn voice(
     }
     let recording = match campaign::repo::recording_for_call(&state.webhook_db, id).await {
         Ok(Some(r)) => r,
-        Ok(None) => return observe("voice", started, Ok(Applied::UnknownCall)),
+        Ok(None) => return observe("voice", started, Ok::<_, sqlx::Error>(Applied::UnknownCall)),
         Err(e) => return observe("voice", started, Err(e)),
     };
     let base = &state.settings.http.public_url;
@@ -322,7 +335,11 @@ pub async fn voicemail(
         Err(e) => return observe("voicemail", started, Err(e)),
     };
     let Some((text, audio)) = message else {
-        return observe("voicemail", started, Ok(Applied::UnknownCall));
+        return observe(
+            "voicemail",
+            started,
+            Ok::<_, sqlx::Error>(Applied::UnknownCall),
+        );
     };
     twiml_response(&docs::voicemail_drop(text.as_deref(), audio.as_deref()))
 }
@@ -361,7 +378,11 @@ pub async fn agent_whisper(
         Err(e) => return observe("agent_whisper", started, Err(e)),
     };
     let Some((first, last, campaign)) = names else {
-        return observe("agent_whisper", started, Ok(Applied::UnknownCall));
+        return observe(
+            "agent_whisper",
+            started,
+            Ok::<_, sqlx::Error>(Applied::UnknownCall),
+        );
     };
     let name = [first, last]
         .into_iter()
@@ -457,7 +478,11 @@ pub async fn abandon(
         Err(e) => return observe("abandon", started, Err(e)),
     };
     let Some((seller, number)) = seller else {
-        return observe("abandon", started, Ok(Applied::UnknownCall));
+        return observe(
+            "abandon",
+            started,
+            Ok::<_, sqlx::Error>(Applied::UnknownCall),
+        );
     };
     twiml_response(&docs::abandon(
         CallId(id),

@@ -23,6 +23,42 @@ use serde_json::{Map, Value};
 use crate::startup::AppState;
 use crate::telephony::signature;
 
+/// Status callbacks' group commit: see [`status_writer`].
+pub type StatusWriter = crate::batch::Batcher<
+    (crate::call::CallId, crate::call::StatusUpdate, Value),
+    Result<crate::call::Applied, std::sync::Arc<sqlx::Error>>,
+>;
+
+/// Most status callbacks stored by one statement.
+const STATUS_BATCH: usize = 64;
+/// Status batches running at once. One would do for throughput (a batch of 64 takes a
+/// few ms); two keep callbacks moving while one batch waits on a row lock.
+const STATUS_BATCHES_IN_FLIGHT: usize = 2;
+
+/// Stores status callbacks in batches on the webhook pool, each batch whatever arrived
+/// while the previous ones ran. A lone callback is stored at once; under a burst, one
+/// statement and one commit serve many (measured: 2,000 callbacks/s went from saturating
+/// the 2-core machine to about 60 % of it).
+pub fn status_writer(pool: sqlx::PgPool) -> StatusWriter {
+    crate::batch::Batcher::spawn(
+        STATUS_BATCH,
+        STATUS_BATCHES_IN_FLIGHT,
+        move |items: Vec<_>| {
+            let pool = pool.clone();
+            async move {
+                let refs: Vec<_> = items.iter().map(|(id, u, p)| (*id, u, p)).collect();
+                match crate::call::repo::record_statuses(&pool, &refs).await {
+                    Ok(applied) => applied.into_iter().map(Ok).collect(),
+                    Err(e) => {
+                        let e = std::sync::Arc::new(e);
+                        items.iter().map(|_| Err(e.clone())).collect()
+                    }
+                }
+            }
+        },
+    )
+}
+
 /// Largest callback body accepted; Twilio's are a few hundred bytes.
 const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 

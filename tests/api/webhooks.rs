@@ -496,6 +496,81 @@ async fn stored_progress_matches_the_pure_model_for_every_arrival_order() {
     }
 }
 
+/// The group commit (`record_statuses`, one statement for many callbacks) ends where
+/// applying the same callbacks one by one ends: one batch holding every callback of 30
+/// calls, interleaved, each call's in a shuffled order with a repeat.
+#[tokio::test]
+async fn a_batch_of_interleaved_callbacks_ends_as_one_by_one_would() {
+    use chrono::TimeZone;
+    use dialer::call::{Applied, StatusUpdate, repo};
+    use dialer::telephony::{CallSid, CallStatus};
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+
+    let app = spawn_app().await;
+    let ids = app.seed_calls(30).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut per_call: Vec<Vec<StatusUpdate>> = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let sid = CallSid::parse(&sid_of(*id)).unwrap();
+        let last = ["completed", "busy", "no-answer"][n % 3];
+        let mut updates: Vec<StatusUpdate> = ["initiated", "ringing", "in-progress", last]
+            .iter()
+            .enumerate()
+            .map(|(seq, st)| StatusUpdate {
+                sid: Some(sid.clone()),
+                status: CallStatus::parse(st),
+                sequence: (n % 2 == 0).then_some(seq as i32),
+                at: chrono::Utc
+                    .timestamp_opt(1_700_000_000 + seq as i64 * 5, 0)
+                    .unwrap(),
+                duration_secs: (seq == 3).then_some(21),
+                sip_response_code: None,
+                error_code: None,
+                answered_by: None,
+            })
+            .collect();
+        updates.shuffle(&mut rng);
+        let dup = rng.random_range(0..updates.len());
+        updates.push(updates[dup].clone());
+        per_call.push(updates);
+    }
+    // Round-robin: call 0's first, call 1's first, …, call 0's second, …
+    let payload = serde_json::json!({"CallStatus": "any"});
+    let mut items = Vec::new();
+    for k in 0..5 {
+        for (n, updates) in per_call.iter().enumerate() {
+            items.push((ids[n], &updates[k], &payload));
+        }
+    }
+    let mut models = Vec::new();
+    for id in &ids {
+        models.push(repo::progress(&app.db, *id).await.unwrap().unwrap());
+    }
+    let outcomes = repo::record_statuses(&app.db, &items).await.unwrap();
+    assert_eq!(outcomes.len(), items.len());
+
+    for (n, (id, mut model)) in ids.iter().zip(models).enumerate() {
+        let mut seen = std::collections::HashSet::new();
+        for (k, u) in per_call[n].iter().enumerate() {
+            let outcome = outcomes[k * ids.len() + n];
+            if seen.insert(u.event_key()) {
+                assert_ne!(outcome, Applied::Duplicate, "call {n}: {} is new", u.status);
+                model.apply(u);
+            } else {
+                assert_eq!(
+                    outcome,
+                    Applied::Duplicate,
+                    "call {n}: {} repeats",
+                    u.status
+                );
+            }
+        }
+        let stored = repo::progress(&app.db, *id).await.unwrap().unwrap();
+        assert_eq!(stored, model, "call {n}");
+    }
+}
+
 #[tokio::test]
 async fn completed_recording_is_recorded_on_its_call_once() {
     let app = spawn_app().await;
