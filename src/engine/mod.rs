@@ -478,16 +478,6 @@ impl Engine {
                 }
             }
         }
-        {
-            let interval = Duration::from_secs_f64(1.0 / self.cps());
-            let mut last = self.last_send.lock().await;
-            let earliest = *last + interval;
-            if tokio::time::Instant::now() < earliest {
-                waited = true;
-                tokio::time::sleep_until(earliest).await;
-            }
-            *last = tokio::time::Instant::now();
-        }
         let now = self.shared().clock.now();
         if waited && !plan.schedule.is_open(&a.place, now) {
             return give_back("outside_lead_window").await;
@@ -533,6 +523,22 @@ impl Engine {
             req.async_amd = Some(true);
             req.async_amd_status_callback = Some(url(&self.state, id, "amd"));
             req.async_amd_status_callback_method = Some(HttpMethod::Post);
+        }
+        {
+            // This instance's requests leave at least 1/CPS apart, measured right before
+            // the request (after the fence's round trip, whose time varies under load and
+            // would bunch requests spaced before it: 217 in one second at 200 CPS).
+            let interval = Duration::from_secs_f64(1.0 / self.cps());
+            // The timer wakes up to 1 ms late: the next request is spaced from this one's
+            // moment, not from the late wake-up, or 200 CPS would become ~166.
+            let mut last = self.last_send.lock().await;
+            let earliest = *last + interval;
+            *last = if tokio::time::Instant::now() < earliest {
+                tokio::time::sleep_until(earliest).await;
+                earliest
+            } else {
+                tokio::time::Instant::now()
+            };
         }
         let result = carrier.create_call(&req).await;
         let db = &self.state.db;
