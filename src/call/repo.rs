@@ -116,50 +116,38 @@ async fn record_status_round(
     round: &[usize],
 ) -> Result<Vec<Applied>, sqlx::Error> {
     use crate::telephony::{AnsweredBy, CallStatus};
-    let n = round.len();
-    let (mut ids, mut sids, mut keys, mut seqs, mut payloads) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut statuses, mut ranks, mut finals, mut ats, mut answered) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut durations, mut errors, mut disps, mut machine_disps, mut known) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for &i in round {
-        let (id, u, payload) = items[i];
-        let status = &u.status;
-        ids.push(id.0);
-        sids.push(u.sid.as_ref().map(|s| s.as_str().to_string()));
-        keys.push(u.event_key());
-        seqs.push(u.sequence);
-        payloads.push(payload.clone());
-        statuses.push(status.as_str().to_string());
-        ranks.push(i32::from(status.rank()));
-        finals.push(status.is_final());
-        ats.push(u.at);
-        answered.push(u.answered_by.as_ref().map(|a| a.as_str().to_string()));
-        durations.push(u.duration_secs);
-        errors.push(u.error_code);
-        disps.push(super::disposition_for(status, None));
-        machine_disps.push(super::disposition_for(
-            status,
-            Some(&AnsweredBy::MachineEndBeep),
-        ));
-        known.push(!matches!(status, CallStatus::Unknown(_)));
-    }
+    // One array per column of the statement's `unnest`, in `round`'s order.
+    let ids: Vec<i64> = round.iter().map(|&i| items[i].0.0).collect();
+    let payloads: Vec<Value> = round.iter().map(|&i| items[i].2.clone()).collect();
+    let updates: Vec<&StatusUpdate> = round.iter().map(|&i| items[i].1).collect();
+    let sids: Vec<Option<&str>> = updates
+        .iter()
+        .map(|u| u.sid.as_ref().map(|s| s.as_str()))
+        .collect();
+    let keys: Vec<String> = updates.iter().map(|u| u.event_key()).collect();
+    let statuses: Vec<&str> = updates.iter().map(|u| u.status.as_str()).collect();
+    let answered: Vec<Option<&str>> = updates
+        .iter()
+        .map(|u| u.answered_by.as_ref().map(|a| a.as_str()))
+        .collect();
+    let disps: Vec<Option<&str>> = updates
+        .iter()
+        .map(|u| super::disposition_for(&u.status, None))
+        .collect();
+    let machine_disps: Vec<Option<&str>> = updates
+        .iter()
+        .map(|u| super::disposition_for(&u.status, Some(&AnsweredBy::MachineEndBeep)))
+        .collect();
+    let seqs: Vec<Option<i32>> = updates.iter().map(|u| u.sequence).collect();
+    let ranks: Vec<i32> = updates.iter().map(|u| i32::from(u.status.rank())).collect();
+    let finals: Vec<bool> = updates.iter().map(|u| u.status.is_final()).collect();
+    let ats: Vec<_> = updates.iter().map(|u| u.at).collect();
+    let durations: Vec<Option<i32>> = updates.iter().map(|u| u.duration_secs).collect();
+    let errors: Vec<Option<i32>> = updates.iter().map(|u| u.error_code).collect();
+    let known: Vec<bool> = updates
+        .iter()
+        .map(|u| !matches!(u.status, CallStatus::Unknown(_)))
+        .collect();
     // The repeated condition: the callback may move the call (a known status, the call not
     // final, not behind its state or its sequence). It reads `c` itself, not a second scan
     // of calls, so a racing callback's update is seen when Postgres re-checks the row.

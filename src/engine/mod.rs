@@ -844,13 +844,17 @@ pub async fn on_final(state: &AppState, id: CallId) {
     state.engine.wake.notify_one();
     let finisher = state.engine.finisher.get_or_init(|| {
         let state = state.clone();
-        crate::batch::Batcher::spawn(FINISH_BATCH, 2, move |ids: Vec<CallId>| {
-            let state = state.clone();
-            async move {
-                finish_batch(&state, &ids).await;
-                vec![(); ids.len()]
-            }
-        })
+        crate::batch::Batcher::spawn(
+            FINISH_BATCH,
+            FINISH_BATCHES_IN_FLIGHT,
+            move |ids: Vec<CallId>| {
+                let state = state.clone();
+                async move {
+                    finish_batch(&state, &ids).await;
+                    vec![(); ids.len()]
+                }
+            },
+        )
     });
     if finisher.submit(id).await.is_none() {
         finish_batch(state, &[id]).await;
@@ -859,6 +863,8 @@ pub async fn on_final(state: &AppState, id: CallId) {
 
 /// Most attempts finished by one transaction.
 const FINISH_BATCH: usize = 64;
+/// Finishing transactions running at once (they lock leads in id order).
+const FINISH_BATCHES_IN_FLIGHT: usize = 2;
 
 /// Moves on the leads of the final attempts `ids`: offers still ringing for them are
 /// cancelled, then one transaction retries or finishes every lead. A failure is logged;
@@ -908,7 +914,7 @@ pub async fn finish_batch(state: &AppState, ids: &[CallId]) {
     match repo::finish(&state.webhook_db, &plans, ids, state.engine.clock.now()).await {
         Ok(outcomes) => {
             for outcome in outcomes {
-                if let Some(LeadNext::Done(reason)) = outcome {
+                if let LeadNext::Done(reason) = outcome {
                     metrics::counter!("dialer_leads_finished_total", "reason" => reason)
                         .increment(1);
                 }

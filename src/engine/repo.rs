@@ -323,38 +323,36 @@ pub fn next_for(
 /// open, or final), in one transaction for the whole batch. Idempotent: an attempt is
 /// skipped unless it is final and is its lead's current one, and the lead is still
 /// `dialing`. `plans` holds the plan of every campaign concerned (an attempt whose campaign
-/// has none is skipped). Returns, in the order of `ids`, what became of each lead.
+/// has none is skipped). Returns what became of each lead moved on.
 pub async fn finish(
     db: &PgPool,
     plans: &std::collections::HashMap<CampaignId, std::sync::Arc<Plan>>,
     ids: &[CallId],
     now: DateTime<Utc>,
-) -> Result<Vec<Option<LeadNext>>, sqlx::Error> {
+) -> Result<Vec<LeadNext>, sqlx::Error> {
     #[derive(sqlx::FromRow)]
     struct Row {
         call_id: i64,
         campaign_id: CampaignId,
         disposition: Option<String>,
-        abandoned: bool,
+        /// A person answered and was never bridged: abandoned, unless that changed since.
+        unbridged_person: bool,
         lead_id: i64,
         phone_e164: String,
         time_zones: Vec<String>,
         region: Option<String>,
         attempts: i32,
     }
-    let mut outcomes: Vec<Option<LeadNext>> = vec![None; ids.len()];
     if ids.is_empty() {
-        return Ok(outcomes);
+        return Ok(Vec::new());
     }
     let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
     let mut tx = db.begin().await?;
     // Leads locked in id order, so two batches running at once do not deadlock.
-    // `abandoned`: a person answered and hung up (or was hung up on) without reaching an
-    // agent.
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT k.id AS call_id, k.campaign_id, k.disposition,
                 k.disposition = 'answered' AND k.bridged_at IS NULL
-                    AND COALESCE(k.answered_by, '') NOT LIKE 'machine%' AS abandoned,
+                    AND COALESCE(k.answered_by, '') NOT LIKE 'machine%' AS unbridged_person,
                 l.id AS lead_id, l.phone_e164, l.time_zones, l.region, l.attempts
            FROM calls k JOIN leads l ON l.id = k.lead_id
           WHERE k.id = ANY($1) AND k.is_final AND l.status = 'dialing' AND l.attempts = k.attempt
@@ -363,14 +361,14 @@ pub async fn finish(
     .bind(&raw)
     .fetch_all(&mut *tx)
     .await?;
-    let answered: Vec<i64> = rows
+    let unbridged: Vec<i64> = rows
         .iter()
-        .filter(|r| r.abandoned)
+        .filter(|r| r.unbridged_person)
         .map(|r| r.call_id)
         .collect();
     // Checked again on the call row itself: a bridge or a machine verdict may have landed
     // since the read (the lead's lock does not cover the call).
-    let abandoned: Vec<i64> = if answered.is_empty() {
+    let abandoned: Vec<i64> = if unbridged.is_empty() {
         Vec::new()
     } else {
         sqlx::query_scalar(
@@ -379,13 +377,13 @@ pub async fn finish(
                 AND COALESCE(answered_by, '') NOT LIKE 'machine%'
              RETURNING id",
         )
-        .bind(&answered)
+        .bind(&unbridged)
         .fetch_all(&mut *tx)
         .await?
     };
-    let (mut leads, mut done, mut retry_at, mut reasons) = (vec![], vec![], vec![], vec![]);
-    let (mut finished_calls, mut lead_finals) = (vec![], vec![]);
-    let mut outcome_counts: Vec<String> = vec![];
+    // Per lead moved on: its attempt, its retry time or its final reason.
+    let (mut leads, mut calls, mut retry_at, mut reasons) = (vec![], vec![], vec![], vec![]);
+    let (mut outcomes, mut dispositions) = (vec![], vec![]);
     for row in rows {
         let Some(plan) = plans.get(&row.campaign_id) else {
             continue;
@@ -403,45 +401,38 @@ pub async fn finish(
         );
         let next = next_for(plan, &place, disposition.as_deref(), row.attempts, now);
         leads.push(row.lead_id);
-        finished_calls.push(row.call_id);
+        calls.push(row.call_id);
         match &next {
             LeadNext::Retry(at) => {
-                done.push(false);
                 retry_at.push(Some(*at));
                 reasons.push(None);
-                lead_finals.push(None);
             }
             LeadNext::Done(reason) => {
-                done.push(true);
                 retry_at.push(None);
                 reasons.push(Some(reason.clone()));
-                lead_finals.push(Some(reason.clone()));
             }
         }
-        outcome_counts.push(disposition.unwrap_or_else(|| "none".into()));
-        if let Some(i) = ids.iter().position(|id| id.0 == row.call_id) {
-            outcomes[i] = Some(next);
-        }
+        dispositions.push(disposition.unwrap_or_else(|| "none".into()));
+        outcomes.push(next);
     }
     if !leads.is_empty() {
         sqlx::query(
-            "UPDATE leads l SET status = CASE WHEN u.done THEN 'done' ELSE 'ready' END,
+            "UPDATE leads l SET status = CASE WHEN u.reason IS NOT NULL THEN 'done' ELSE 'ready' END,
                     next_attempt_at = COALESCE(u.at, l.next_attempt_at),
                     final_reason = u.reason, updated_at = now()
-               FROM unnest($1::bigint[], $2::bool[], $3::timestamptz[], $4::text[]) AS u(id, done, at, reason)
+               FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS u(id, at, reason)
               WHERE l.id = u.id",
         )
         .bind(&leads)
-        .bind(&done)
         .bind(&retry_at)
         .bind(&reasons)
         .execute(&mut *tx)
         .await?;
-        crate::crm::outbox::calls_finished(&mut tx, &finished_calls, &lead_finals).await;
+        crate::crm::outbox::calls_finished(&mut tx, &calls, &reasons).await;
     }
     tx.commit().await?;
-    for outcome in outcome_counts {
-        metrics::counter!("dialer_call_outcomes_total", "disposition" => outcome).increment(1);
+    for disposition in dispositions {
+        metrics::counter!("dialer_call_outcomes_total", "disposition" => disposition).increment(1);
     }
     Ok(outcomes)
 }
