@@ -81,7 +81,7 @@ async fn the_agent_who_took_the_call_gives_its_disposition_and_do_not_call_stops
     .await;
     wait_completed(&app, &t, Duration::from_secs(30)).await;
     let call = only_call(&app).await;
-    assert_eq!(agent_status(&app, dan).await, "wrap_up");
+    crate::transfer::wait_for_agent_status(&app, dan, "wrap_up").await;
     let (dan_key, eve_key) = (
         agent_key(&app, &t, dan).await,
         agent_key(&app, &t, eve).await,
@@ -170,6 +170,7 @@ async fn a_callback_rings_at_the_promised_time_within_legal_hours_and_goes_to_th
     .await;
     wait_completed(&app, &t, Duration::from_secs(30)).await;
     let first = only_call(&app).await;
+    crate::transfer::wait_for_agent_status(&app, eve, "wrap_up").await;
     let eve_key = agent_key(&app, &t, eve).await;
 
     // 22:00 in New York is past the legal hours: the call-back waits for 08:00 there.
@@ -202,6 +203,7 @@ async fn a_callback_rings_at_the_promised_time_within_legal_hours_and_goes_to_th
     wait_completed(&app, &t, Duration::from_secs(30)).await;
     let second = only_call(&app).await;
     assert_ne!(second, first);
+    crate::transfer::wait_for_agent_status(&app, eve, "wrap_up").await;
     let agent_id: Option<Uuid> = sqlx::query_scalar("SELECT agent_id FROM calls WHERE id = $1")
         .bind(second)
         .fetch_one(&app.db)
