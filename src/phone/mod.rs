@@ -1,12 +1,13 @@
 //! Phone numbers: `PhoneNumber` is an E.164 number that libphonenumber's metadata
 //! says is valid; the only way to get one is `PhoneNumber::parse`.
 
+use std::cell::RefCell;
 use std::fmt;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::str::FromStr;
 
 use phonenumber::country;
-use std::cell::RefCell;
-use std::collections::HashMap;
 
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 use serde::Serialize;
@@ -24,20 +25,26 @@ impl Region {
         let &[a, b] = t else {
             return Err(PhoneError::UnknownRegion(raw.to_string()));
         };
-        let key = [a.to_ascii_uppercase(), b.to_ascii_uppercase()];
-        // strum's from_str walks every variant; imports ask for a handful of codes millions of times.
-        thread_local! {
-            static SEEN: RefCell<HashMap<[u8; 2], Option<country::Id>>> = RefCell::new(HashMap::new());
+        if !a.is_ascii_alphabetic() || !b.is_ascii_alphabetic() {
+            return Err(PhoneError::UnknownRegion(raw.to_string()));
         }
-        SEEN.with(|seen| {
-            *seen.borrow_mut().entry(key).or_insert_with(|| {
-                std::str::from_utf8(&key)
-                    .ok()
-                    .and_then(|k| country::Id::from_str(k).ok())
-            })
-        })
-        .map(Region)
-        .ok_or_else(|| PhoneError::UnknownRegion(raw.to_string()))
+        // strum's from_str walks every variant, and imports ask for a handful of codes
+        // millions of times: every two-letter code is looked up once, into a table.
+        static BY_CODE: std::sync::OnceLock<Vec<Option<country::Id>>> = std::sync::OnceLock::new();
+        let table = BY_CODE.get_or_init(|| {
+            (0..26 * 26)
+                .map(|i| {
+                    let code = [b'A' + (i / 26) as u8, b'A' + (i % 26) as u8];
+                    std::str::from_utf8(&code)
+                        .ok()
+                        .and_then(|k| country::Id::from_str(k).ok())
+                })
+                .collect()
+        });
+        let index = |c: u8| usize::from(c.to_ascii_uppercase() - b'A');
+        table[index(a) * 26 + index(b)]
+            .map(Region)
+            .ok_or_else(|| PhoneError::UnknownRegion(raw.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -276,7 +283,7 @@ enum Anchor {
 /// cores nor stays compiled.
 fn pattern_matches(source: &'static str, text: &str, anchor: Anchor) -> bool {
     thread_local! {
-        static COMPILED: RefCell<HashMap<(usize, bool), Option<regex::Regex>>> = RefCell::new(HashMap::new());
+        static COMPILED: RefCell<HashMap<(usize, bool), Option<regex::Regex>>> = RefCell::new(HashMap::default());
     }
     let whole = matches!(anchor, Anchor::Whole);
     COMPILED.with(|cache| {
