@@ -139,6 +139,31 @@ async fn the_same_number_twice_in_a_campaign_is_refused_but_allowed_in_another()
 }
 
 #[tokio::test]
+async fn only_e164_numbers_can_be_stored_as_a_leads_number() {
+    let (_db, pool) = migrated().await;
+    let t = tenant(&pool, "a").await;
+    let c = campaign(&pool, t).await;
+    // The shortest and the longest E.164 numbers.
+    for good in ["+1234567", "+123456789012345"] {
+        lead(&pool, t, c, good).await.unwrap();
+    }
+    for bad in [
+        "12015550123",       // no +
+        "+012015550123",     // country codes do not start with 0
+        "+123456",           // too short
+        "+1234567890123456", // too long
+        "+1201+5550123",     // a second +
+        "+1 2015550123",     // a space
+        "+1201555012a",      // a letter
+        "+1٢٠١5550123",      // digits of another script
+        "",
+    ] {
+        let e = lead(&pool, t, c, bad).await.unwrap_err();
+        assert_eq!(constraint_of(e), "leads_phone_e164_check", "{bad:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_row_can_never_point_at_another_tenants_row() {
     let (_db, pool) = migrated().await;
     let a = tenant(&pool, "a").await;
