@@ -339,7 +339,8 @@ fn index_order(e164: &str) -> u64 {
 /// which keeps its size, so a whole flush sent at once stays allocated per connection.
 const COPY_CHUNK: usize = 64 * 1024;
 
-/// Sends `rows` (slices of `buf`) in chunks of about `COPY_CHUNK` bytes.
+/// Sends `rows` (COPY text, whole rows or any pieces of it) in chunks of about
+/// `COPY_CHUNK` bytes.
 async fn send_rows<'a>(
     copy: &mut sqlx::postgres::PgCopyIn<&mut sqlx::PgConnection>,
     rows: impl Iterator<Item = &'a [u8]>,
@@ -366,14 +367,22 @@ fn leads_in_index_order(f: &mut Flush) -> impl Iterator<Item = &[u8]> {
         .map(|&(_, start, len)| &f.leads[start as usize..(start + len) as usize])
 }
 
+impl Flush {
+    /// Appends the COPY row `write` puts into `leads` for the lead with number `e164`, and
+    /// notes where it is for [`leads_in_index_order`].
+    fn push_lead_row(&mut self, e164: &str, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.leads.len();
+        write(&mut self.leads);
+        self.lead_rows.push((
+            index_order(e164),
+            start as u32,
+            (self.leads.len() - start) as u32,
+        ));
+    }
+}
+
 fn push_lead(f: &mut Flush, ids: &Ids, l: &CleanLead) {
-    let start = f.leads.len();
-    write_lead(&mut f.leads, ids, l);
-    f.lead_rows.push((
-        index_order(l.phone.as_str()),
-        start as u32,
-        (f.leads.len() - start) as u32,
-    ));
+    f.push_lead_row(l.phone.as_str(), |buf| write_lead(buf, ids, l));
 }
 
 fn write_lead(buf: &mut Vec<u8>, ids: &Ids, l: &CleanLead) {
@@ -963,14 +972,9 @@ mod tests {
             ("+12125550147", "b"),
             ("+120255501", "c"),
         ] {
-            let start = f.leads.len();
-            f.leads
-                .extend_from_slice(format!("{phone}\t{rest}\n").as_bytes());
-            f.lead_rows.push((
-                index_order(phone),
-                start as u32,
-                (f.leads.len() - start) as u32,
-            ));
+            f.push_lead_row(phone, |buf| {
+                buf.extend_from_slice(format!("{phone}\t{rest}\n").as_bytes())
+            });
         }
         assert_eq!(
             String::from_utf8(leads_in_index_order(&mut f).flatten().copied().collect()).unwrap(),

@@ -3,13 +3,11 @@
 
 use std::cell::RefCell;
 use std::fmt;
-
-use rustc_hash::FxHashMap as HashMap;
 use std::str::FromStr;
 
 use phonenumber::country;
-
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 
 pub mod subdivision;

@@ -45,6 +45,11 @@ fn observe<E: std::fmt::Display>(
     status.into_response()
 }
 
+/// The callback names a call (or a part of one) this service does not know.
+fn unknown_call(kind: &'static str, started: Instant) -> Response {
+    observe(kind, started, Ok::<_, sqlx::Error>(Applied::UnknownCall))
+}
+
 fn bad_request(what: &str) -> Response {
     (StatusCode::BAD_REQUEST, format!("callback without {what}")).into_response()
 }
@@ -279,9 +284,7 @@ pub async fn voice(
     )
     .await
     {
-        Ok(Applied::UnknownCall) => {
-            return observe("voice", started, Ok::<_, sqlx::Error>(Applied::UnknownCall));
-        }
+        Ok(Applied::UnknownCall) => return unknown_call("voice", started),
         Err(e) => return observe("voice", started, Err(e)),
         Ok(Applied::Applied) => {
             // The TwiML goes back at once; the hold and the agent search run beside it.
@@ -292,7 +295,7 @@ pub async fn voice(
     }
     let recording = match campaign::repo::recording_for_call(&state.webhook_db, id).await {
         Ok(Some(r)) => r,
-        Ok(None) => return observe("voice", started, Ok::<_, sqlx::Error>(Applied::UnknownCall)),
+        Ok(None) => return unknown_call("voice", started),
         Err(e) => return observe("voice", started, Err(e)),
     };
     let base = &state.settings.http.public_url;
@@ -335,11 +338,7 @@ pub async fn voicemail(
         Err(e) => return observe("voicemail", started, Err(e)),
     };
     let Some((text, audio)) = message else {
-        return observe(
-            "voicemail",
-            started,
-            Ok::<_, sqlx::Error>(Applied::UnknownCall),
-        );
+        return unknown_call("voicemail", started);
     };
     twiml_response(&docs::voicemail_drop(text.as_deref(), audio.as_deref()))
 }
@@ -378,11 +377,7 @@ pub async fn agent_whisper(
         Err(e) => return observe("agent_whisper", started, Err(e)),
     };
     let Some((first, last, campaign)) = names else {
-        return observe(
-            "agent_whisper",
-            started,
-            Ok::<_, sqlx::Error>(Applied::UnknownCall),
-        );
+        return unknown_call("agent_whisper", started);
     };
     let name = [first, last]
         .into_iter()
@@ -478,11 +473,7 @@ pub async fn abandon(
         Err(e) => return observe("abandon", started, Err(e)),
     };
     let Some((seller, number)) = seller else {
-        return observe(
-            "abandon",
-            started,
-            Ok::<_, sqlx::Error>(Applied::UnknownCall),
-        );
+        return unknown_call("abandon", started);
     };
     twiml_response(&docs::abandon(
         CallId(id),
