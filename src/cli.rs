@@ -383,6 +383,9 @@ pub enum BenchCommand {
         /// Give up after this many seconds
         #[arg(long, default_value_t = 900)]
         timeout_secs: u64,
+        /// Also write the simulator's journal here (JSON lines), to look into the figures
+        #[arg(long, value_name = "PATH")]
+        journal: Option<std::path::PathBuf>,
     },
     /// The warm transfer under a burst: every lead a person, agents who accept at once, the
     /// daemon in-process; prints AMD "human" → agent dial and accept → join TwiML percentiles
@@ -800,6 +803,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             cps,
             speed,
             timeout_secs,
+            journal,
         }) => {
             crate::bench::campaign::run(
                 &settings,
@@ -809,6 +813,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                     cps,
                     speed,
                     timeout: std::time::Duration::from_secs(timeout_secs),
+                    journal,
                 },
             )
             .await

@@ -21,6 +21,8 @@ pub struct CampaignBench {
     /// Simulated seconds per real second in the simulator (call lengths).
     pub speed: f64,
     pub timeout: Duration,
+    /// Where the simulator also writes its journal (JSON lines).
+    pub journal: Option<std::path::PathBuf>,
 }
 
 const ACCOUNT: &str = "AC0000000000000000000000000000be00";
@@ -47,6 +49,7 @@ async fn run_in(s: &Settings, b: &CampaignBench) -> anyhow::Result<()> {
         cps: f64::from(b.cps) * 4.0,
         max_concurrent_requests: 10_000,
         seed: 3,
+        journal: b.journal.clone(),
         ..Default::default()
     };
     sim_config.validate()?;

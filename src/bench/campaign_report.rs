@@ -239,6 +239,8 @@ pub struct CallbackLatency {
     pub threshold_ms: f64,
     /// Answered callbacks slower than `threshold_ms`.
     pub over_threshold: usize,
+    /// The slow ones by callback kind (`status`, `amd`, `voice` …), to say where a tail is.
+    pub over_threshold_by_kind: BTreeMap<String, usize>,
     /// Callbacks without a response (transport error or timeout), or journaled before latencies were recorded.
     pub unanswered: usize,
     /// Answered with a status outside 2xx.
@@ -248,17 +250,24 @@ pub struct CallbackLatency {
 /// Callback latencies: from just before the simulator sent the request to the response headers.
 pub fn callback_latency(entries: &[Entry], threshold_ms: f64) -> CallbackLatency {
     let mut latencies = Vec::new();
+    let mut over_threshold_by_kind = BTreeMap::new();
     let mut unanswered = 0;
     let mut not_2xx = 0;
     for e in entries {
         if let Event::Callback {
+            kind,
             latency_ms,
             http_status,
             ..
         } = &e.event
         {
             match latency_ms {
-                Some(ms) => latencies.push(*ms),
+                Some(ms) => {
+                    latencies.push(*ms);
+                    if *ms > threshold_ms {
+                        *over_threshold_by_kind.entry(kind.clone()).or_default() += 1;
+                    }
+                }
                 None => unanswered += 1,
             }
             if http_status.is_some_and(|s| !(200..300).contains(&s)) {
@@ -268,6 +277,7 @@ pub fn callback_latency(entries: &[Entry], threshold_ms: f64) -> CallbackLatency
     }
     CallbackLatency {
         over_threshold: latencies.iter().filter(|&&ms| ms > threshold_ms).count(),
+        over_threshold_by_kind,
         latency: Percentiles::of(latencies),
         threshold_ms,
         unanswered,
@@ -352,13 +362,23 @@ impl fmt::Display for CampaignReport {
             s.never_refilled
         )?;
         let cb = &self.callbacks;
+        let slow_kinds: Vec<String> = cb
+            .over_threshold_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
         writeln!(
             f,
-            "  callbacks     {}; {} over {:.0} ms, {} unanswered, {} not 2xx",
+            "  callbacks     {}; {} over {:.0} ms{}, {} unanswered, {} not 2xx",
             cb.latency
                 .map_or_else(|| "none answered".to_string(), |p| p.to_string()),
             cb.over_threshold,
             cb.threshold_ms,
+            if slow_kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", slow_kinds.join(", "))
+            },
             cb.unanswered,
             cb.not_2xx
         )?;
@@ -595,6 +615,10 @@ mod tests {
         assert_eq!(p.p99_ms, 100.0); // rank ceil(101 * 0.99) = 100
         assert_eq!(p.max_ms, 150.0);
         assert_eq!(cb.over_threshold, 1, "100 ms itself is not over 100 ms");
+        assert_eq!(
+            cb.over_threshold_by_kind,
+            BTreeMap::from([("status".to_string(), 1)])
+        );
         assert_eq!(cb.unanswered, 1);
         assert_eq!(cb.not_2xx, 1);
     }
