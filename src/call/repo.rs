@@ -187,10 +187,11 @@ async fn record_status_round(
              -- The new row: the callback was applied if the call now shows its status and
              -- sequence (RETURNING sees only the new values on Postgres < 18).
              RETURNING c.id, c.state = i.status AND c.last_sequence IS NOT DISTINCT FROM COALESCE(i.seq, c.last_sequence) AS newer)
-         SELECT EXISTS (SELECT 1 FROM calls k WHERE k.id = i.id),
+         -- A join, not EXISTS: Postgres turns that EXISTS into a hash of every call.
+         SELECT k.id IS NOT NULL,
                 EXISTS (SELECT 1 FROM ev WHERE ev.call_id = i.id),
                 (SELECT newer FROM upd WHERE upd.id = i.id)
-           FROM i ORDER BY i.n",
+           FROM i LEFT JOIN calls k ON k.id = i.id ORDER BY i.n",
     )
     .bind(&ids)
     .bind(&sids)

@@ -108,14 +108,14 @@ impl Pacing {
         self.redis.key(&format!("inflight:{c}"))
     }
 
-    /// Reserves the next dial slot of carrier account `account` at `cps` per second.
+    /// Reserves the next dial slot of carrier account `account`, slots `interval` apart.
     pub async fn reserve(
         &self,
         account: &str,
-        cps: f64,
+        interval: Duration,
         max_wait: Duration,
     ) -> redis::RedisResult<Reservation> {
-        let interval_us = (1_000_000.0 / cps.max(0.001)).round();
+        let interval_us = interval.as_micros().max(1) as u64;
         let mut conn = self.redis.conn.clone();
         let (ok, us): (i64, i64) = GCRA_RESERVE
             .key(self.redis.key(&format!("cps:{account}")))

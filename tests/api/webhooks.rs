@@ -613,3 +613,50 @@ async fn completed_recording_is_recorded_on_its_call_once() {
     let r = app.callback(&path, &vec![("CallSid", sid_of(id))]).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+/// The webhook pool plans each statement once per connection, often while `calls` and
+/// `leads` are nearly empty (a new database, a campaign's first seconds). Those plans are
+/// kept for the connection's life, so they must find rows by id and never scan the
+/// table: a scan planned on 10 rows runs on every callback once there are millions.
+#[tokio::test]
+async fn webhook_pool_looks_rows_up_by_id_even_when_planned_on_empty_tables() {
+    use crate::helpers::TestDb;
+    let db = TestDb::create().await;
+    let pool = dialer::db::connect_webhooks(&db.settings()).unwrap();
+    dialer::db::MIGRATOR.run(&pool).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    // The shapes of the status callbacks' and the finished attempts' batch statements.
+    for (name, table, sql) in [
+        (
+            "calls_batch",
+            "calls",
+            "UPDATE calls c SET error_code = 1 FROM unnest($1::bigint[]) i(id) WHERE c.id = i.id",
+        ),
+        (
+            "leads_batch",
+            "leads",
+            "UPDATE leads l SET attempts = 1 FROM unnest($1::bigint[]) u(id) WHERE l.id = u.id",
+        ),
+        (
+            "calls_lookup",
+            "calls",
+            "SELECT c.tenant_id FROM unnest($1::bigint[]) i(id) JOIN calls c ON c.id = i.id",
+        ),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN EXECUTE {name}('{{1,2,3}}')"
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains(&format!("Index Scan using {table}_pkey")) && !plan.contains("Seq Scan"),
+            "{name} is planned as a table scan:\n{plan}"
+        );
+    }
+}
