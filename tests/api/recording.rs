@@ -20,7 +20,12 @@ const CONSENT: &str = "This call may be recorded for quality and training.";
 /// settings. Returns the app, the simulator and the attempt's id.
 async fn bridged_call(npa: u32, recording: &str) -> (TestApp, Simulator, i64) {
     let leads = numbers(npa, 1);
-    let sim = Simulator::start(people(&leads)).await.unwrap();
+    let mut cfg = people(&leads);
+    // The agent answers well after the person has heard the notice and gone on hold, so
+    // the bridge usually follows a hold (the case where recording from the hold would
+    // show); either order must keep the recording to the agent's entry.
+    cfg.timing.agent_answer_secs = [6.0, 6.0];
+    let sim = Simulator::start(cfg).await.unwrap();
     let app = spawn_app_with(adjust_for(&sim, 20)).await;
     app.engine.clock.set(midweek(15, 0));
     let t = app.tenant("Acme").await;
@@ -150,9 +155,12 @@ async fn a_recorded_bridge_is_recorded_from_the_agents_entry_after_the_consent_n
         "notice at {said}, entry at {lead_joined}"
     );
     assert!(said < started, "notice at {said}, recording at {started}");
-    // The recording starts with the bridge (the agent's entry), not with the hold.
+    // The recording starts with the agent's entry (the conference's start), never with
+    // the person's hold. Which of the two enters first is a race (the person's notice
+    // against the agent's ring, whisper and key press): on a loaded machine the agent
+    // can be in first, and the recording still starts with the agent.
     assert!(
-        lead_joined < agent_joined && agent_joined < started,
+        agent_joined < started,
         "person in at {lead_joined}, agent in at {agent_joined}, recording at {started}"
     );
     assert_eq!(
